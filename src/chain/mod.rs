@@ -1,0 +1,1 @@
+//! Chain rules (filled in by the chain-core work).
