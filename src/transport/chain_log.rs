@@ -1,0 +1,142 @@
+//! Reading the chain topic: one partition, in offset order, from any offset.
+//!
+//! Every node reads the same records in the same order, which is what makes the
+//! replay deterministic. The reader has no consumer group: a node's chain position is
+//! derived from the chain itself on each start, never from a committed offset.
+
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::{KafkaConfig, KafkaResultExt, TransportError, BROKER_TIMEOUT};
+
+/// The only partition of the chain topic.
+pub const CHAIN_PARTITION: i32 = 0;
+
+/// One record of the chain topic.
+#[derive(Clone, Debug)]
+pub struct ChainRecord {
+    pub offset: i64,
+    pub payload: Vec<u8>,
+}
+
+/// An ordered reader of the chain topic.
+pub struct ChainLog {
+    consumer: BaseConsumer,
+    topic: String,
+}
+
+impl ChainLog {
+    /// Opens the chain topic at `from` (0 = the genesis record).
+    pub fn open(config: &KafkaConfig, topic: &str, from: i64) -> Result<Self, TransportError> {
+        let consumer: BaseConsumer = config
+            .client(&[
+                ("group.id", "kafkachain-chain-reader"),
+                ("enable.auto.commit", "false"),
+                ("enable.auto.offset.store", "false"),
+                ("enable.partition.eof", "false"),
+                // Followers must see a rival's block quickly to cancel their own mining.
+                ("fetch.wait.max.ms", "20"),
+                ("fetch.min.bytes", "1"),
+                // Replays read long runs of blocks; let librdkafka prefetch generously.
+                ("queued.max.messages.kbytes", "262144"),
+                ("fetch.max.bytes", "52428800"),
+                ("max.partition.fetch.bytes", "10485760"),
+            ])
+            .create()
+            .kafka("creating chain-topic consumer")?;
+        let mut assignment = TopicPartitionList::new();
+        assignment
+            .add_partition_offset(topic, CHAIN_PARTITION, Offset::Offset(from))
+            .kafka("building chain-topic assignment")?;
+        consumer
+            .assign(&assignment)
+            .kafka(format!("assigning chain topic `{topic}`"))?;
+        Ok(ChainLog {
+            consumer,
+            topic: topic.to_string(),
+        })
+    }
+
+    /// The offset the next published block will get (the high watermark).
+    pub fn end_offset(&self) -> Result<i64, TransportError> {
+        let (_, high) = self
+            .consumer
+            .fetch_watermarks(&self.topic, CHAIN_PARTITION, BROKER_TIMEOUT)
+            .kafka(format!("reading end offset of chain topic `{}`", self.topic))?;
+        Ok(high)
+    }
+
+    /// Waits up to `timeout` for the next record.
+    pub fn poll(&self, timeout: Duration) -> Result<Option<ChainRecord>, TransportError> {
+        match self.consumer.poll(timeout) {
+            None => Ok(None),
+            Some(Ok(message)) => Ok(Some(ChainRecord {
+                offset: message.offset(),
+                payload: message.payload().unwrap_or_default().to_vec(),
+            })),
+            Some(Err(KafkaError::PartitionEOF(_))) => Ok(None),
+            Some(Err(err)) => Err(TransportError::Kafka {
+                what: format!("reading chain topic `{}`", self.topic),
+                source: err,
+            }),
+        }
+    }
+
+    /// Appends up to `max` records that are already fetched (waiting at most `timeout`
+    /// for the first) to `out`; returns how many were added.
+    pub fn poll_batch(
+        &self,
+        max: usize,
+        timeout: Duration,
+        out: &mut Vec<ChainRecord>,
+    ) -> Result<usize, TransportError> {
+        let mut added = 0;
+        let mut wait = timeout;
+        while added < max {
+            match self.poll(wait)? {
+                Some(record) => {
+                    out.push(record);
+                    added += 1;
+                    wait = Duration::ZERO;
+                }
+                None => break,
+            }
+        }
+        Ok(added)
+    }
+}
+
+/// Reads every record from `from` up to the end offset seen at the start and hands each
+/// to `visit`. Fails (rather than hanging) when the broker stops answering for `stall`.
+pub fn read_to_end(
+    config: &KafkaConfig,
+    topic: &str,
+    from: i64,
+    stall: Duration,
+    mut visit: impl FnMut(ChainRecord),
+) -> Result<i64, TransportError> {
+    let log = ChainLog::open(config, topic, from)?;
+    let end = log.end_offset()?;
+    let mut next = from;
+    let mut last_progress = std::time::Instant::now();
+    while next < end {
+        match log.poll(Duration::from_millis(200))? {
+            Some(record) => {
+                next = record.offset + 1;
+                last_progress = std::time::Instant::now();
+                visit(record);
+            }
+            None if last_progress.elapsed() > stall => {
+                return Err(TransportError::Other(format!(
+                    "chain topic `{topic}` stopped delivering at offset {next} of {end}"
+                )))
+            }
+            None => {}
+        }
+    }
+    Ok(end)
+}

@@ -1,0 +1,130 @@
+//! Producers. Both are idempotent with `acks=all`: a retried send never duplicates a
+//! record, and an acknowledged record survives the loss of a broker (with replication).
+
+use std::time::Duration;
+
+use crossbeam_channel::Sender;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::{
+    BaseRecord, DeliveryResult, NoCustomPartitioner, Producer, ProducerContext, ThreadedProducer,
+};
+use rdkafka::ClientContext;
+
+use super::{KafkaConfig, KafkaResultExt, TransportError};
+
+/// The broker's answer for one record.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    /// The caller's tag given to [`Publisher::send`].
+    pub tag: u64,
+    /// Where the record landed, or why it did not.
+    pub result: Result<(i32, i64), String>,
+}
+
+/// Forwards delivery reports to a channel (when one is given).
+pub struct DeliveryContext {
+    reports: Option<Sender<Delivery>>,
+}
+
+impl ClientContext for DeliveryContext {}
+
+impl ProducerContext<NoCustomPartitioner> for DeliveryContext {
+    type DeliveryOpaque = Box<u64>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, tag: Self::DeliveryOpaque) {
+        let result = match result {
+            Ok(message) => Ok((message.partition(), message.offset())),
+            Err((err, _)) => Err(err.to_string()),
+        };
+        if let Some(reports) = &self.reports {
+            // The receiver may be gone during shutdown; nothing to do then.
+            let _ = reports.send(Delivery { tag: *tag, result });
+        }
+    }
+}
+
+/// Which kind of records a publisher sends; sets batching for latency or throughput.
+#[derive(Clone, Copy, Debug)]
+pub enum Profile {
+    /// Blocks: every millisecond before a block is on the chain is a millisecond in
+    /// which a rival can win the race, so send at once.
+    Blocks,
+    /// Transactions: many small records, batched.
+    Transactions,
+}
+
+/// A background producer for one topic.
+pub struct Publisher {
+    producer: ThreadedProducer<DeliveryContext>,
+    topic: String,
+}
+
+impl Publisher {
+    pub fn new(
+        config: &KafkaConfig,
+        topic: &str,
+        profile: Profile,
+        reports: Option<Sender<Delivery>>,
+    ) -> Result<Self, TransportError> {
+        let linger = match profile {
+            Profile::Blocks => "0",
+            Profile::Transactions => "5",
+        };
+        let producer = config
+            .client(&[
+                ("enable.idempotence", "true"),
+                ("acks", "all"),
+                ("linger.ms", linger),
+                ("message.max.bytes", "10000000"),
+                ("compression.type", "none"),
+            ])
+            .create_with_context(DeliveryContext { reports })
+            .kafka(format!("creating producer for topic `{topic}`"))?;
+        Ok(Publisher {
+            producer,
+            topic: topic.to_string(),
+        })
+    }
+
+    /// Queues one record; blocks while librdkafka's queue is full.
+    pub fn send(
+        &self,
+        tag: u64,
+        partition: Option<i32>,
+        payload: &[u8],
+    ) -> Result<(), TransportError> {
+        let mut record = BaseRecord::<(), [u8], Box<u64>>::with_opaque_to(&self.topic, Box::new(tag))
+            .payload(payload);
+        if let Some(p) = partition {
+            record = record.partition(p);
+        }
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Err((err, _)) => {
+                    return Err(TransportError::Kafka {
+                        what: format!("sending to topic `{}`", self.topic),
+                        source: err,
+                    })
+                }
+            }
+        }
+    }
+
+    /// Waits until every queued record is acknowledged (or `timeout` passes).
+    pub fn flush(&self, timeout: Duration) -> Result<(), TransportError> {
+        self.producer
+            .flush(timeout)
+            .kafka(format!("flushing producer for topic `{}`", self.topic))
+    }
+
+    /// Records still waiting for the broker's acknowledgement.
+    pub fn in_flight(&self) -> i32 {
+        self.producer.in_flight_count()
+    }
+}
