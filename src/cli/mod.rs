@@ -5,7 +5,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod chain;
+pub mod connect;
+pub mod node;
+pub mod send;
+pub mod topics;
 pub mod verify;
+pub mod watch;
 
 /// A blockchain ledger on Apache Kafka.
 #[derive(Debug, Parser)]
@@ -17,15 +23,31 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Replay a chain (one block per line, as `kcat -C -t blockchain` prints it) and report.
+    /// Run a node: replay the chain, consume transactions, mine and publish blocks.
+    Node(node::NodeArgs),
+    /// Publish a transaction (or many, for load).
+    Send(send::SendArgs),
+    /// Print the chain topic as JSON lines, as kcat would.
+    Chain(chain::ChainArgs),
+    /// Replay a chain (a file of JSON lines, stdin, or the chain topic) and report.
     Verify(verify::VerifyArgs),
+    /// Create or list the ledger's topics.
+    Topics(topics::TopicsArgs),
+    /// Live summary: height, tx/s, pending, blocks won per node.
+    Watch(watch::WatchArgs),
 }
 
 /// Entry point used by the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging();
     let result = match &cli.command {
+        Command::Node(args) => node::run(args),
+        Command::Send(args) => send::run(args),
+        Command::Chain(args) => chain::run(args),
         Command::Verify(args) => verify::run(args),
+        Command::Topics(args) => topics::run(args),
+        Command::Watch(args) => watch::run(args),
     };
     match result {
         Ok(code) => code,
@@ -34,4 +56,14 @@ pub fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Structured logs on stderr; `RUST_LOG` filters (default: info for kafkachain).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,kafkachain=info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

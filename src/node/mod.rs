@@ -1,1 +1,26 @@
-//! The node loop.
+//! The node: the tutorial's loop on Kafka, made safe.
+//!
+//! - [`pool`]: pending transactions and the safe commit point per partition.
+//! - [`miner`]: proof of work on its own thread, cancelled when the tip moves.
+//! - [`identity`]: the node id kept in the data directory.
+//! - [`shutdown`]: the stop flag shared by every thread.
+//! - [`Node`] (here): the event loop that ties them to the transport.
+//!
+//! The invariants that make "nothing lost, nothing twice" hold:
+//! 1. The node's chain is only what it read back from the chain topic; its own block
+//!    counts only once it is read back and valid against the tip at that point.
+//! 2. A block is built only from transactions not on the chain as of the tip it
+//!    extends, so a block that would include something twice is either built on a stale
+//!    tip (and discarded by every node) or is not built at all.
+//! 3. An offset is committed only when every transaction below it is on the chain (or
+//!    was malformed), so whoever reads the partition next resumes without a gap.
+
+pub mod identity;
+pub mod miner;
+pub mod pool;
+pub mod shutdown;
+
+mod run;
+
+pub use run::{Node, NodeConfig, NodeError, NodeSummary};
+pub use shutdown::Shutdown;

@@ -1,0 +1,196 @@
+//! The pending pool: transactions read from our partitions but not yet on the chain.
+//!
+//! The pool is also what decides which offsets are safe to commit: for each partition
+//! we own, everything below the oldest pending transaction is either on the chain,
+//! malformed, or a duplicate of something on the chain — so that is the commit point.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use crate::chain::{Origin, Transaction};
+
+#[derive(Debug)]
+struct Pending {
+    tx: Transaction,
+    arrived: Instant,
+}
+
+/// Pending transactions keyed by origin, with arrival order for FIFO block building.
+#[derive(Debug, Default)]
+pub struct Pool {
+    pending: BTreeMap<Origin, Pending>,
+    /// Arrival order; may hold origins already removed (skipped lazily, compacted).
+    arrivals: VecDeque<Origin>,
+    /// Per owned partition: the offset after the highest one read so far.
+    next_offset: HashMap<i32, i64>,
+}
+
+impl Pool {
+    pub fn new() -> Self {
+        Pool::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.pending.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    pub fn contains(&self, origin: Origin) -> bool {
+        self.pending.contains_key(&origin)
+    }
+
+    /// Notes that `offset` of `partition` was read, whatever became of it.
+    pub fn consumed(&mut self, partition: i32, offset: i64) {
+        let next = self.next_offset.entry(partition).or_insert(offset + 1);
+        *next = (*next).max(offset + 1);
+    }
+
+    /// Adds a transaction read from the topic. Returns false if it was already pending
+    /// (the consumer re-delivered it after a rebalance).
+    pub fn offer(&mut self, origin: Origin, tx: Transaction, now: Instant) -> bool {
+        self.consumed(origin.partition, origin.offset);
+        if self.pending.contains_key(&origin) {
+            return false;
+        }
+        self.pending.insert(origin, Pending { tx, arrived: now });
+        self.arrivals.push_back(origin);
+        true
+    }
+
+    /// Removes transactions that reached the chain; returns how many were pending here.
+    pub fn remove(&mut self, origins: &[Origin]) -> usize {
+        let removed = origins
+            .iter()
+            .filter(|o| self.pending.remove(o).is_some())
+            .count();
+        self.trim_arrivals();
+        removed
+    }
+
+    /// Forgets partitions that the group gave to another node: their new owner re-reads
+    /// them from the last commit.
+    pub fn revoke(&mut self, partitions: &[i32]) -> usize {
+        let before = self.pending.len();
+        self.pending
+            .retain(|origin, _| !partitions.contains(&origin.partition));
+        for p in partitions {
+            self.next_offset.remove(p);
+        }
+        self.trim_arrivals();
+        before - self.pending.len()
+    }
+
+    /// How long the oldest pending transaction has waited.
+    pub fn oldest_wait(&self, now: Instant) -> Option<Duration> {
+        self.arrivals
+            .iter()
+            .find_map(|o| self.pending.get(o))
+            .map(|p| now.saturating_duration_since(p.arrived))
+    }
+
+    /// The oldest `n` pending transactions, in arrival order.
+    pub fn oldest(&self, n: usize) -> Vec<Transaction> {
+        self.arrivals
+            .iter()
+            .filter_map(|o| self.pending.get(o))
+            .take(n)
+            .map(|p| p.tx.clone())
+            .collect()
+    }
+
+    /// The offset to commit for each partition read so far: the oldest pending
+    /// transaction's offset, or the next unread offset when none is pending.
+    pub fn commit_positions(&self) -> Vec<(i32, i64)> {
+        let mut positions: Vec<(i32, i64)> = self
+            .next_offset
+            .iter()
+            .map(|(&partition, &next)| {
+                let oldest_pending = self
+                    .pending
+                    .range(
+                        Origin {
+                            partition,
+                            offset: i64::MIN,
+                        }..=Origin {
+                            partition,
+                            offset: i64::MAX,
+                        },
+                    )
+                    .next()
+                    .map(|(o, _)| o.offset);
+                (partition, oldest_pending.unwrap_or(next).min(next))
+            })
+            .collect();
+        positions.sort_unstable();
+        positions
+    }
+
+    fn trim_arrivals(&mut self) {
+        while let Some(front) = self.arrivals.front() {
+            if self.pending.contains_key(front) {
+                break;
+            }
+            self.arrivals.pop_front();
+        }
+        // Removals out of arrival order leave holes; compact before they pile up.
+        if self.arrivals.len() > 2 * self.pending.len() + 1024 {
+            let pending = &self.pending;
+            self.arrivals.retain(|o| pending.contains_key(o));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tx(partition: i32, offset: i64) -> (Origin, Transaction) {
+        let origin = Origin { partition, offset };
+        let submitted = crate::chain::parse_submitted(br#"{"from":"a","to":"b","amount":1}"#)
+            .expect("valid transaction");
+        (origin, Transaction::from_submitted(&submitted, origin))
+    }
+
+    #[test]
+    fn commit_point_stops_at_oldest_pending() {
+        let mut pool = Pool::new();
+        let now = Instant::now();
+        for offset in 0..5 {
+            let (o, t) = tx(0, offset);
+            pool.offer(o, t, now);
+        }
+        pool.consumed(0, 5); // a malformed record
+        assert_eq!(pool.commit_positions(), vec![(0, 0)]);
+        pool.remove(&[Origin { partition: 0, offset: 0 }, Origin { partition: 0, offset: 1 }]);
+        assert_eq!(pool.commit_positions(), vec![(0, 2)]);
+        pool.remove(&[2, 3, 4].map(|offset| Origin { partition: 0, offset }));
+        assert_eq!(pool.commit_positions(), vec![(0, 6)]);
+    }
+
+    #[test]
+    fn oldest_is_arrival_order_and_revoke_forgets_partition() {
+        let mut pool = Pool::new();
+        let now = Instant::now();
+        for (p, o) in [(1, 7), (0, 3), (1, 8)] {
+            let (origin, t) = tx(p, o);
+            assert!(pool.offer(origin, t, now));
+        }
+        let (dup, t) = tx(0, 3);
+        assert!(!pool.offer(dup, t, now), "re-delivery is not a new transaction");
+        let order: Vec<_> = pool.oldest(3).iter().filter_map(|t| t.origin()).collect();
+        assert_eq!(
+            order,
+            vec![
+                Origin { partition: 1, offset: 7 },
+                Origin { partition: 0, offset: 3 },
+                Origin { partition: 1, offset: 8 }
+            ]
+        );
+        assert_eq!(pool.revoke(&[1]), 2);
+        assert_eq!(pool.len(), 1);
+        assert_eq!(pool.commit_positions(), vec![(0, 3)]);
+    }
+}
