@@ -26,6 +26,10 @@ pub struct WatchArgs {
     /// Exit once this many submitted transactions are on the chain.
     #[arg(long)]
     pub until_txs: Option<u64>,
+    /// Exit once every submitted transaction is on the chain and nothing new has been
+    /// submitted for two seconds.
+    #[arg(long)]
+    pub until_caught_up: bool,
     /// Give up (exit 1) after this many seconds.
     #[arg(long)]
     pub timeout: Option<f64>,
@@ -47,6 +51,9 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<ExitCode> {
     let mut last_txs = 0u64;
     let mut batch = Vec::new();
     let mut stdout = std::io::stdout();
+    let mut submitted = 0i64;
+    let mut submitted_changed = Instant::now();
+    let mut caught_up = false;
     loop {
         batch.clear();
         log.poll_batch(4096, Duration::from_millis(100), &mut batch)?;
@@ -63,11 +70,19 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<ExitCode> {
                 Err(_) => invalid += 1,
             }
         }
-        let done = args.until_txs.is_some_and(|n| txs_on_chain >= n);
+        let done = args.until_txs.is_some_and(|n| txs_on_chain >= n) || caught_up;
         if last_line.elapsed() >= every || done || shutdown.is_triggered() {
-            let submitted: i64 = topics::describe_topic(&kafka, &args.connect.tx_topic)
+            let now_submitted = topics::describe_topic(&kafka, &args.connect.tx_topic)
                 .map(|t| t.records())
-                .unwrap_or(0);
+                .unwrap_or(submitted);
+            if now_submitted != submitted {
+                submitted = now_submitted;
+                submitted_changed = Instant::now();
+            }
+            caught_up = args.until_caught_up
+                && submitted > 0
+                && txs_on_chain as i64 >= submitted
+                && submitted_changed.elapsed() > Duration::from_secs(2);
             let secs = last_line.elapsed().as_secs_f64();
             let rate = (txs_on_chain - last_txs) as f64 / secs.max(1e-9);
             let winners: Vec<String> = won
