@@ -1,0 +1,100 @@
+//! Garbage and forged blocks written straight to the chain topic are discarded by every
+//! node, with the reason logged, and the chain carries on.
+
+mod cluster;
+mod support;
+
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use cluster::Ledger;
+use kafkachain::chain::{parse_submitted, BlockTemplate, ChainState, Miner, Origin, Transaction};
+
+fn tx(origin: Origin) -> Transaction {
+    let submitted = parse_submitted(br#"{"from": "mallory", "to": "mallory", "amount": 1000000}"#)
+        .expect("valid transaction");
+    Transaction::from_submitted(&submitted, origin)
+}
+
+/// A properly mined block on the current tip carrying `txs`.
+fn mined_block(chain: &ChainState, txs: &[Transaction]) -> (BlockTemplate, Vec<u8>) {
+    let tip = chain.tip().expect("tip");
+    let rules = chain.rules().expect("rules");
+    let template = BlockTemplate::new(tip, rules, tip.timestamp + 1.0, txs);
+    let mined = Miner::new(1)
+        .mine(&template.work(), &AtomicBool::new(false))
+        .expect("mining");
+    let block = template.seal(mined.nonce);
+    (template, block)
+}
+
+fn with_field(block: &[u8], field: &str, value: serde_json::Value) -> Vec<u8> {
+    let mut json: serde_json::Value = serde_json::from_slice(block).expect("block JSON");
+    json[field] = value;
+    serde_json::to_vec(&json).expect("JSON")
+}
+
+#[test]
+fn forged_and_garbage_blocks_are_discarded_by_every_node() {
+    let ledger = Ledger::new("forgery", 1);
+    let flags = ["--partition", "0", "--difficulty", "8", "--block-size", "5", "--block-timeout", "100ms"];
+    let mut a = ledger.node("honest-a", &flags);
+    let mut b = ledger.node("honest-b", &flags);
+    let mut origins = ledger.send(30, Some(0), "alice");
+    ledger.wait_for_txs(30, Duration::from_secs(120));
+    a.terminate();
+    b.terminate();
+
+    // With the honest nodes stopped, forge against the tip everyone agrees on.
+    let (chain, before) = ledger.replay();
+    let on_chain = before.origins[0];
+    let fresh = Origin { partition: 0, offset: 1_000_000 };
+    let (_, good) = mined_block(&chain, &[tx(fresh)]);
+    let (_, duplicate) = mined_block(&chain, &[tx(on_chain)]);
+    let tip = chain.tip().expect("tip").clone();
+    let index = tip.index;
+    let bad_proof = {
+        // The same content with nonces until one fails the proof of work.
+        let template = BlockTemplate::new(&tip, chain.rules().expect("rules"), tip.timestamp + 1.0, &[tx(fresh)]);
+        (0..1000u64)
+            .map(|nonce| template.seal(nonce))
+            .find(|block| {
+                let (mut probe, _) = ledger.replay();
+                probe.apply(block).is_err()
+            })
+            .expect("a nonce that fails the proof of work")
+    };
+    let forged = vec![
+        b"this is not JSON".to_vec(),
+        br#"{"hello": "world"}"#.to_vec(),
+        bad_proof,
+        with_field(&good, "previous_hash", serde_json::json!("ab".repeat(32))),
+        duplicate,
+        with_field(&good, "index", serde_json::json!(index + 5)),
+    ];
+    ledger.publish_raw_blocks(&forged);
+
+    let (_, after) = ledger.replay();
+    assert_eq!(after.tip, before.tip, "no forged record may extend the chain");
+    assert_eq!(after.invalid.len(), forged.len(), "each forged record discarded: {:#?}", after.invalid);
+
+    // Honest nodes restart, replay past the forgeries, and keep working.
+    let mut a = ledger.node("honest-a", &flags);
+    let mut b = ledger.node("honest-b", &flags);
+    origins.extend(ledger.send(30, Some(0), "bob"));
+    origins.sort();
+    let view = ledger.wait_for_txs(origins.len(), Duration::from_secs(120));
+    view.assert_exactly_once(&origins);
+    for node in [&mut a, &mut b] {
+        let log = node.terminate();
+        let discards = log.matches("discarded invalid chain record").count();
+        assert!(
+            discards >= forged.len(),
+            "node {} logged {discards} discards, expected {}:\n{log}",
+            node.id,
+            forged.len()
+        );
+        assert_eq!(node.reported_tip().as_deref(), Some(view.tip.as_str()));
+    }
+    eprintln!("discard reasons: {:#?}", after.invalid);
+}
