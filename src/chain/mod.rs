@@ -1,1 +1,42 @@
-//! Chain rules (filled in by the chain-core work).
+//! The chain rules: pure, synchronous, no I/O.
+//!
+//! - [`canonical`]: byte-exact Python `json.dumps(…, sort_keys=True)`; everything that
+//!   hashes JSON goes through it.
+//! - [`hash`]: the `BlockHash`, `TxId` and `MerkleRoot` newtypes.
+//! - [`block`]: reading blocks off the parsed JSON (internal).
+//! - [`merkle`]: the v2 transaction Merkle tree.
+//! - [`rules`]: the `seed` and `v2` rule sets and the precise rejection reasons.
+//! - [`origins`]: the compact set of transaction origins already on the chain.
+//! - [`replay`]: [`ChainState`], which applies chain-topic records in order.
+//! - [`intake`]: parsing transactions submitted on the transactions topic.
+//! - [`template`]: building canonical blocks for our node to mine.
+//! - [`pow`]: the miner and the proof-of-work checks.
+
+pub(crate) mod block;
+pub mod canonical;
+pub mod hash;
+pub mod intake;
+pub mod merkle;
+pub mod origins;
+pub mod pow;
+pub mod replay;
+pub mod rules;
+pub mod template;
+
+pub use canonical::{to_canonical, Canonicalizer, JsonError};
+pub use hash::{BlockHash, HashParseError, MerkleRoot, TxId};
+pub use intake::{parse_submitted, IntakeError, SubmittedTx, MAX_TX_BYTES};
+pub use origins::OriginSet;
+pub use pow::{Mined, Miner, Work};
+pub use replay::{Appended, ChainState, Discarded, Tip};
+pub use rules::{RuleError, Rules, DEFAULT_V2_DIFFICULTY};
+pub use template::{genesis, BlockTemplate, Transaction};
+
+/// Where a transaction came from: its partition and offset on the transactions
+/// topic. Each origin may appear on the chain at most once (v2), which is what
+/// makes redelivery after a crash harmless.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Origin {
+    pub partition: i32,
+    pub offset: i64,
+}

@@ -1,0 +1,229 @@
+//! Reading blocks as the Python original publishes them (and as v2 extends them)
+//! straight off the parsed tape, without building a map per object.
+//!
+//! A block is a JSON object; its fields are looked up by name with Python dict
+//! semantics (a repeated key: the last one wins). Fields we do not know are left
+//! alone: under the seed rules they are still part of the hash, because the hash
+//! covers the whole canonical document.
+
+use super::canonical::{decode_string, key_is, parse_float, write_py_str_float, Kind, Tape};
+use super::hash::decode_lower_hex;
+use super::rules::RuleError;
+use super::Origin;
+
+/// Node indexes of the fields a block may carry.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Fields {
+    pub index: Option<usize>,
+    pub timestamp: Option<usize>,
+    pub transactions: Option<usize>,
+    pub proof: Option<usize>,
+    pub previous_hash: Option<usize>,
+    pub merkle_root: Option<usize>,
+    pub rules: Option<usize>,
+    pub difficulty: Option<usize>,
+    /// Key node of the first field not listed above.
+    pub unknown: Option<usize>,
+}
+
+impl Fields {
+    /// Reads the top-level fields of the object at node 0.
+    pub fn read(tape: &Tape, s: &[u8]) -> Self {
+        let mut f = Fields::default();
+        let mut decoded = Vec::new();
+        for (k, v) in tape.members(0) {
+            let n = tape.node(k);
+            let name: &[u8] = if n.escaped {
+                decoded.clear();
+                decode_string(tape.raw(s, k), &mut decoded);
+                &decoded
+            } else {
+                tape.raw(s, k)
+            };
+            let slot = match name {
+                b"index" => &mut f.index,
+                b"timestamp" => &mut f.timestamp,
+                b"transactions" => &mut f.transactions,
+                b"proof" => &mut f.proof,
+                b"previous_hash" => &mut f.previous_hash,
+                b"merkle_root" => &mut f.merkle_root,
+                b"rules" => &mut f.rules,
+                b"difficulty" => &mut f.difficulty,
+                _ => {
+                    f.unknown.get_or_insert(k);
+                    continue;
+                }
+            };
+            *slot = Some(v);
+        }
+        f
+    }
+}
+
+/// A short, readable rendering of a value for error messages.
+pub(crate) fn describe(tape: &Tape, s: &[u8], idx: usize) -> String {
+    let n = tape.node(idx);
+    let raw = &s[n.start as usize..n.end as usize];
+    let text = match n.kind {
+        Kind::Str => {
+            let mut d = Vec::new();
+            decode_string(raw, &mut d);
+            format!("{:?}", String::from_utf8_lossy(&d))
+        }
+        _ => String::from_utf8_lossy(raw).into_owned(),
+    };
+    if text.chars().count() > 80 {
+        let cut: String = text.chars().take(77).collect();
+        format!("{cut}...")
+    } else {
+        text
+    }
+}
+
+/// The decoded text of a string node, or `None` for other kinds.
+pub(crate) fn string_value(tape: &Tape, s: &[u8], idx: usize) -> Option<String> {
+    let n = tape.node(idx);
+    if n.kind != Kind::Str {
+        return None;
+    }
+    if !n.escaped {
+        return std::str::from_utf8(tape.raw(s, idx))
+            .ok()
+            .map(str::to_owned);
+    }
+    let mut d = Vec::new();
+    decode_string(tape.raw(s, idx), &mut d);
+    Some(String::from_utf8_lossy(&d).into_owned())
+}
+
+/// Whether string node `idx` is exactly `text`.
+pub(crate) fn string_is(tape: &Tape, s: &[u8], idx: usize, text: &[u8]) -> bool {
+    let n = tape.node(idx);
+    n.kind == Kind::Str && key_is(s, n, text)
+}
+
+/// A JSON integer that fits `u64` (`-0` counts as 0, as in Python).
+pub(crate) fn as_u64(tape: &Tape, s: &[u8], idx: usize) -> Option<u64> {
+    let n = tape.node(idx);
+    if n.kind != Kind::Int {
+        return None;
+    }
+    let raw = tape.raw(s, idx);
+    if raw == b"-0" {
+        return Some(0);
+    }
+    std::str::from_utf8(raw).ok()?.parse().ok()
+}
+
+fn as_i64(tape: &Tape, s: &[u8], idx: usize) -> Option<i64> {
+    let n = tape.node(idx);
+    if n.kind != Kind::Int {
+        return None;
+    }
+    std::str::from_utf8(tape.raw(s, idx)).ok()?.parse().ok()
+}
+
+/// Any JSON number as the f64 Python's `float()` would give.
+pub(crate) fn as_f64(tape: &Tape, s: &[u8], idx: usize) -> Option<f64> {
+    match tape.node(idx).kind {
+        Kind::Int | Kind::Float => Some(parse_float(tape.raw(s, idx))),
+        _ => None,
+    }
+}
+
+/// A 64-digit lowercase hex string (how hashes are spelled on the chain).
+pub(crate) fn as_hash(tape: &Tape, s: &[u8], idx: usize) -> Option<[u8; 32]> {
+    let n = tape.node(idx);
+    if n.kind != Kind::Str {
+        return None;
+    }
+    if !n.escaped {
+        return decode_lower_hex(tape.raw(s, idx));
+    }
+    let mut d = Vec::new();
+    decode_string(tape.raw(s, idx), &mut d);
+    decode_lower_hex(&d)
+}
+
+/// Python's `str(value)` as UTF-8, for the seed proof `f'{last_proof}{proof}'`.
+pub(crate) fn python_str(
+    tape: &Tape,
+    s: &[u8],
+    idx: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), RuleError> {
+    out.clear();
+    let raw = tape.raw(s, idx);
+    match tape.node(idx).kind {
+        Kind::Int => out.extend_from_slice(if raw == b"-0" { b"0" } else { raw }),
+        Kind::Float => write_py_str_float(parse_float(raw), out),
+        Kind::Str => {
+            decode_string(raw, out);
+            // A lone surrogate makes Python's `.encode()` raise: no proof can match.
+            if std::str::from_utf8(out).is_err() {
+                return Err(RuleError::UnsupportedProof(describe(tape, s, idx)));
+            }
+        }
+        Kind::True => out.extend_from_slice(b"True"),
+        Kind::False => out.extend_from_slice(b"False"),
+        Kind::Null => out.extend_from_slice(b"None"),
+        Kind::Object | Kind::Array => {
+            return Err(RuleError::UnsupportedProof(describe(tape, s, idx)))
+        }
+    }
+    Ok(())
+}
+
+/// The origin `{"offset": o, "partition": p}` of transaction object `tx`.
+/// `Ok(None)`: no origin. Strict mode rejects malformed origins; lenient mode (seed,
+/// where Python never looks at them) ignores them.
+pub(crate) fn tx_origin(
+    tape: &Tape,
+    s: &[u8],
+    tx: usize,
+    at: usize,
+    strict: bool,
+) -> Result<Option<Origin>, RuleError> {
+    let Some(o) = tape.get(s, tx, "origin") else {
+        return Ok(None);
+    };
+    let bad = |what: &str, expected: &'static str| RuleError::WrongType {
+        field: format!("transactions[{at}].origin{what}"),
+        expected,
+    };
+    if tape.node(o).kind != Kind::Object {
+        return if strict {
+            Err(bad("", "an object"))
+        } else {
+            Ok(None)
+        };
+    }
+    let partition = tape
+        .get(s, o, "partition")
+        .and_then(|p| as_i64(tape, s, p))
+        .and_then(|p| i32::try_from(p).ok());
+    let offset = tape
+        .get(s, o, "offset")
+        .and_then(|p| as_i64(tape, s, p))
+        .filter(|o| *o >= 0);
+    match (partition, offset) {
+        (Some(partition), Some(offset)) => {
+            if strict && tape.node(o).len != 2 {
+                return Err(bad("", "exactly {\"offset\", \"partition\"}"));
+            }
+            Ok(Some(Origin { partition, offset }))
+        }
+        _ if !strict => Ok(None),
+        (None, _) => Err(bad(".partition", "a 32-bit integer")),
+        (_, None) => Err(bad(".offset", "a non-negative 64-bit integer")),
+    }
+}
+
+/// The recipient of the block reward (sender `"0"`), if transaction `tx` is one.
+pub(crate) fn reward_recipient(tape: &Tape, s: &[u8], tx: usize) -> Option<String> {
+    let sender = tape.get(s, tx, "sender")?;
+    if !string_is(tape, s, sender, b"0") {
+        return None;
+    }
+    string_value(tape, s, tape.get(s, tx, "recipient")?)
+}

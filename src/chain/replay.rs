@@ -1,0 +1,534 @@
+//! Replaying the chain topic: records arrive in offset order and each one is either
+//! appended to the chain or discarded with the rule it broke. Same records ⇒ same
+//! chain, on every node.
+//!
+//! Memory stays bounded however long the chain grows: we keep the tip, a small ring
+//! of recent blocks (enough to tell a block that merely lost a mining race — *stale* —
+//! from a bad one) and the origins already used, as per-partition ranges.
+
+use std::collections::VecDeque;
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+
+use super::block::{
+    as_f64, as_hash, as_u64, describe, python_str, reward_recipient, string_is, tx_origin, Fields,
+};
+use super::canonical::{Canonicalizer, Kind, Tape};
+use super::hash::{BlockHash, MerkleRoot};
+use super::merkle::{merkle_root_in_place, tx_id};
+use super::origins::OriginSet;
+use super::pow::{hash_leading_zero_bits, seed_valid_proof, v2_header, v2_header_hash};
+use super::rules::{RuleError, Rules};
+use super::Origin;
+
+/// How many recent non-tip blocks we remember to classify stale blocks.
+const RECENT: usize = 16;
+
+/// The block at the end of the chain: what the next block must build on.
+#[derive(Clone, Debug)]
+pub struct Tip {
+    pub index: u64,
+    pub hash: BlockHash,
+    pub timestamp: f64,
+    /// Python's `str(proof)`: the seed rule's proof of work chains on it.
+    pub(crate) proof: String,
+}
+
+impl Tip {
+    /// Python's `str()` of the block's proof (what the seed rule hashes next).
+    pub fn proof_str(&self) -> &str {
+        &self.proof
+    }
+}
+
+/// A block that was appended.
+#[derive(Clone, Debug)]
+pub struct Appended {
+    pub index: u64,
+    pub hash: BlockHash,
+    pub timestamp: f64,
+    pub tx_count: usize,
+    /// Origins of the transactions it carries, in block order.
+    pub origins: Vec<Origin>,
+    /// Recipient of the reward transaction (sender `"0"`), if any.
+    pub miner: Option<String>,
+}
+
+/// A record that was not appended, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Discarded {
+    pub reason: RuleError,
+}
+
+impl Discarded {
+    /// Whether the record was a well-formed block that lost a race (it builds on a
+    /// recent block that is no longer the tip). Expected when several nodes mine.
+    pub fn is_stale(&self) -> bool {
+        self.reason.is_stale()
+    }
+}
+
+impl fmt::Display for Discarded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.reason.fmt(f)
+    }
+}
+
+impl std::error::Error for Discarded {}
+
+impl From<RuleError> for Discarded {
+    fn from(reason: RuleError) -> Self {
+        Discarded { reason }
+    }
+}
+
+/// The replayed chain: rules, tip, recent history and used origins.
+#[derive(Debug, Default)]
+pub struct ChainState {
+    rules: Option<Rules>,
+    tip: Option<Tip>,
+    height: u64,
+    /// Recent blocks before the tip, oldest first.
+    recent: VecDeque<Tip>,
+    origins: OriginSet,
+    /// Reused between records so that replay does not allocate per block.
+    canon: Canonicalizer,
+    proof: Vec<u8>,
+    leaves: Vec<[u8; 32]>,
+}
+
+/// A v2 block's checked content.
+struct V2Block {
+    index: u64,
+    previous: BlockHash,
+    timestamp: f64,
+    hash: BlockHash,
+    origins: Vec<Origin>,
+    tx_count: usize,
+    miner: Option<String>,
+}
+
+impl ChainState {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn tip(&self) -> Option<&Tip> {
+        self.tip.as_ref()
+    }
+
+    pub fn rules(&self) -> Option<Rules> {
+        self.rules
+    }
+
+    /// Blocks on the chain, genesis included.
+    pub fn height(&self) -> u64 {
+        self.height
+    }
+
+    /// Whether a transaction with this origin is already on the chain.
+    pub fn contains_origin(&self, origin: Origin) -> bool {
+        self.origins.contains(origin)
+    }
+
+    /// Applies the next record of the chain topic.
+    pub fn apply(&mut self, record: &[u8]) -> Result<Appended, Discarded> {
+        if let Err(e) = self.canon.tape.parse(record) {
+            return Err(json_error(record, e.to_string()).into());
+        }
+        let kind = self.canon.tape.node(0).kind;
+        if kind != Kind::Object {
+            return Err(RuleError::NotABlock(format!(
+                "the record is {}, not an object",
+                kind_name(kind)
+            ))
+            .into());
+        }
+        let fields = Fields::read(&self.canon.tape, record);
+        let result = match self.rules {
+            None => self.apply_genesis(record, &fields),
+            Some(Rules::Seed) => self.apply_seed(record, &fields),
+            Some(Rules::V2 { difficulty }) => self.apply_v2(record, &fields, difficulty),
+        };
+        result.map_err(Discarded::from)
+    }
+
+    fn apply_genesis(&mut self, s: &[u8], f: &Fields) -> Result<Appended, RuleError> {
+        let tape = &self.canon.tape;
+        match f.index {
+            Some(i) if as_u64(tape, s, i) == Some(1) => {}
+            Some(i) => {
+                return Err(RuleError::NoGenesis(format!(
+                    "index {}",
+                    describe(tape, s, i)
+                )))
+            }
+            None => return Err(RuleError::NoGenesis("a block without an index".into())),
+        }
+        match f.rules {
+            None => {
+                let proof = f
+                    .proof
+                    .ok_or_else(|| RuleError::MissingField("proof".into()))?;
+                python_str(tape, s, proof, &mut self.proof)?;
+                let hash = canonical_hash(&mut self.canon, s);
+                let tape = &self.canon.tape;
+                let timestamp = f.timestamp.and_then(|t| as_f64(tape, s, t)).unwrap_or(0.0);
+                let (origins, miner, tx_count) = lenient_txs(tape, s, f.transactions);
+                self.rules = Some(Rules::Seed);
+                Ok(self.advance(1, hash, timestamp, origins, miner, tx_count))
+            }
+            Some(r) if string_is(tape, s, r, b"v2") => {
+                let difficulty = f
+                    .difficulty
+                    .ok_or_else(|| RuleError::MissingField("difficulty".into()))
+                    .and_then(|d| {
+                        as_u64(tape, s, d).filter(|d| *d <= 256).ok_or_else(|| {
+                            RuleError::WrongType {
+                                field: "difficulty".into(),
+                                expected: "an integer 0..=256 (leading zero bits)",
+                            }
+                        })
+                    })? as u32;
+                let b = parse_v2(&mut self.canon, &mut self.leaves, s, f, true)?;
+                if b.previous != BlockHash::ZERO {
+                    return Err(RuleError::BadGenesis(
+                        "a v2 genesis has previous_hash of 64 zeros".into(),
+                    ));
+                }
+                if as_u64(&self.canon.tape, s, f.proof.unwrap_or(0)) != Some(0) {
+                    return Err(RuleError::BadGenesis("a v2 genesis has proof 0".into()));
+                }
+                self.rules = Some(Rules::V2 { difficulty });
+                self.insert_origins(&b.origins);
+                Ok(self.advance(b.index, b.hash, b.timestamp, b.origins, b.miner, b.tx_count))
+            }
+            Some(r) => Err(RuleError::UnknownRules(describe(tape, s, r))),
+        }
+    }
+
+    fn apply_seed(&mut self, s: &[u8], f: &Fields) -> Result<Appended, RuleError> {
+        let (Some(tip), Some(prev), Some(proof)) = (&self.tip, f.previous_hash, f.proof) else {
+            let missing = if f.previous_hash.is_none() {
+                "previous_hash"
+            } else {
+                "proof"
+            };
+            return Err(RuleError::MissingField(missing.into()));
+        };
+        let tape = &self.canon.tape;
+        python_str(tape, s, proof, &mut self.proof)?;
+        let named = as_hash(tape, s, prev);
+        // Python compares `block['previous_hash'] != self.hash(last_block)` first.
+        if named != Some(tip.hash.0) {
+            let found = describe(tape, s, prev);
+            if let Some(parent) =
+                named.and_then(|h| self.recent.iter().rev().find(|t| t.hash.0 == h))
+            {
+                if seed_valid_proof(parent.proof.as_bytes(), &self.proof) {
+                    return Err(RuleError::Stale {
+                        parent: parent.hash,
+                        parent_index: parent.index,
+                        tip_index: tip.index,
+                    });
+                }
+            }
+            return Err(RuleError::BadLink {
+                expected: tip.hash,
+                tip_index: tip.index,
+                found,
+            });
+        }
+        if !seed_valid_proof(tip.proof.as_bytes(), &self.proof) {
+            return Err(RuleError::BadProof(format!(
+                "sha256(\"{}\" + \"{}\") does not start with 0000",
+                tip.proof.escape_debug(),
+                String::from_utf8_lossy(&self.proof).escape_debug()
+            )));
+        }
+        let index = f
+            .index
+            .and_then(|i| as_u64(tape, s, i))
+            .unwrap_or(tip.index + 1);
+        let timestamp = f
+            .timestamp
+            .and_then(|t| as_f64(tape, s, t))
+            .unwrap_or(tip.timestamp);
+        let (origins, miner, tx_count) = lenient_txs(tape, s, f.transactions);
+        let hash = canonical_hash(&mut self.canon, s);
+        self.insert_origins(&origins);
+        Ok(self.advance(index, hash, timestamp, origins, miner, tx_count))
+    }
+
+    fn apply_v2(&mut self, s: &[u8], f: &Fields, difficulty: u32) -> Result<Appended, RuleError> {
+        let b = parse_v2(&mut self.canon, &mut self.leaves, s, f, false)?;
+        let Some(tip) = &self.tip else {
+            return Err(RuleError::NoGenesis("no tip".into()));
+        };
+        let pow_ok = hash_leading_zero_bits(&b.hash.0) >= difficulty;
+        if b.previous != tip.hash {
+            if let Some(parent) = self.recent.iter().rev().find(|t| t.hash == b.previous) {
+                if pow_ok && b.index == parent.index + 1 && b.timestamp >= parent.timestamp {
+                    return Err(RuleError::Stale {
+                        parent: parent.hash,
+                        parent_index: parent.index,
+                        tip_index: tip.index,
+                    });
+                }
+            }
+            return Err(RuleError::BadLink {
+                expected: tip.hash,
+                tip_index: tip.index,
+                found: b.previous.to_string(),
+            });
+        }
+        if b.index != tip.index + 1 {
+            return Err(RuleError::WrongIndex {
+                expected: tip.index + 1,
+                found: b.index,
+            });
+        }
+        if b.timestamp < tip.timestamp {
+            return Err(RuleError::TimestampBackwards {
+                previous: tip.timestamp,
+                found: b.timestamp,
+            });
+        }
+        if !pow_ok {
+            return Err(RuleError::BadProof(format!(
+                "header hash {} has {} leading zero bits, {} required",
+                b.hash,
+                hash_leading_zero_bits(&b.hash.0),
+                difficulty
+            )));
+        }
+        for (i, o) in b.origins.iter().enumerate() {
+            if self.origins.contains(*o) || b.origins[..i].contains(o) {
+                return Err(RuleError::DuplicateOrigin(*o));
+            }
+        }
+        self.insert_origins(&b.origins);
+        Ok(self.advance(b.index, b.hash, b.timestamp, b.origins, b.miner, b.tx_count))
+    }
+
+    fn insert_origins(&mut self, origins: &[Origin]) {
+        for o in origins {
+            self.origins.insert(*o);
+        }
+    }
+
+    /// Makes the block the new tip; the old tip joins the ring of recent blocks.
+    fn advance(
+        &mut self,
+        index: u64,
+        hash: BlockHash,
+        timestamp: f64,
+        origins: Vec<Origin>,
+        miner: Option<String>,
+        tx_count: usize,
+    ) -> Appended {
+        // Recycle the proof string of the block falling off the ring.
+        let mut proof = if self.recent.len() >= RECENT {
+            self.recent.pop_front().map(|t| t.proof).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        proof.clear();
+        proof.push_str(&String::from_utf8_lossy(&self.proof));
+        let new_tip = Tip {
+            index,
+            hash,
+            timestamp,
+            proof,
+        };
+        if let Some(old) = self.tip.replace(new_tip) {
+            self.recent.push_back(old);
+        }
+        self.height += 1;
+        Appended {
+            index,
+            hash,
+            timestamp,
+            tx_count,
+            origins,
+            miner,
+        }
+    }
+}
+
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Object => "an object",
+        Kind::Array => "an array",
+        Kind::Str => "a string",
+        Kind::Int | Kind::Float => "a number",
+        Kind::True | Kind::False => "a boolean",
+        Kind::Null => "null",
+    }
+}
+
+/// Reports a parse failure with serde_json's wording when serde also rejects it
+/// (familiar to operators), else with ours (e.g. Python's integer-digit limit).
+fn json_error(record: &[u8], ours: String) -> RuleError {
+    match serde_json::from_slice::<serde::de::IgnoredAny>(record) {
+        Err(e) => RuleError::Json(e.to_string()),
+        Ok(_) => RuleError::Json(ours),
+    }
+}
+
+/// The seed hash: SHA-256 of the canonical JSON of the last parsed record.
+fn canonical_hash(canon: &mut Canonicalizer, s: &[u8]) -> BlockHash {
+    BlockHash(Sha256::digest(canon.canonical_of_parsed(s)).into())
+}
+
+/// Origins, miner and count of the transactions, ignoring anything malformed: the
+/// seed rules never look inside transactions.
+fn lenient_txs(tape: &Tape, s: &[u8], txs: Option<usize>) -> (Vec<Origin>, Option<String>, usize) {
+    let mut origins = Vec::new();
+    let mut miner = None;
+    let Some(txs) = txs.filter(|t| tape.node(*t).kind == Kind::Array) else {
+        return (origins, miner, 0);
+    };
+    let mut count = 0;
+    for (i, tx) in tape.items(txs).enumerate() {
+        count += 1;
+        if tape.node(tx).kind != Kind::Object {
+            continue;
+        }
+        if let Ok(Some(o)) = tx_origin(tape, s, tx, i, false) {
+            origins.push(o);
+        }
+        if let Some(r) = reward_recipient(tape, s, tx) {
+            miner = Some(r);
+        }
+    }
+    (origins, miner, count)
+}
+
+const V2_FIELDS: &str = "index, merkle_root, previous_hash, proof, timestamp, transactions";
+
+/// Checks a v2 block's form and content (everything that does not depend on the
+/// tip) and computes its header hash.
+fn parse_v2(
+    canon: &mut Canonicalizer,
+    leaves: &mut Vec<[u8; 32]>,
+    s: &[u8],
+    f: &Fields,
+    genesis: bool,
+) -> Result<V2Block, RuleError> {
+    let Canonicalizer { tape, buf, scratch } = canon;
+    let tape: &Tape = tape;
+    if let Some(k) = f.unknown {
+        let name = describe(tape, s, k);
+        return Err(RuleError::UnknownField(format!(
+            "{} (allowed: {V2_FIELDS})",
+            name.trim_matches('"')
+        )));
+    }
+    if !genesis {
+        for (slot, name) in [(f.rules, "rules"), (f.difficulty, "difficulty")] {
+            if slot.is_some() {
+                return Err(RuleError::UnknownField(format!(
+                    "{name} (only the genesis block carries it)"
+                )));
+            }
+        }
+    }
+    let need =
+        |slot: Option<usize>, name: &str| slot.ok_or_else(|| RuleError::MissingField(name.into()));
+    let wrong = |field: &str, expected: &'static str| RuleError::WrongType {
+        field: field.into(),
+        expected,
+    };
+    let index = as_u64(tape, s, need(f.index, "index")?)
+        .ok_or_else(|| wrong("index", "an integer 0..2^64"))?;
+    let previous = as_hash(tape, s, need(f.previous_hash, "previous_hash")?)
+        .ok_or_else(|| wrong("previous_hash", "64 lowercase hex digits"))?;
+    let timestamp = as_f64(tape, s, need(f.timestamp, "timestamp")?)
+        .filter(|t| t.is_finite())
+        .ok_or_else(|| wrong("timestamp", "a finite number"))?;
+    let nonce = as_u64(tape, s, need(f.proof, "proof")?)
+        .ok_or_else(|| wrong("proof", "an integer 0..2^64 (the nonce)"))?;
+    let claimed = as_hash(tape, s, need(f.merkle_root, "merkle_root")?)
+        .ok_or_else(|| wrong("merkle_root", "64 lowercase hex digits"))?;
+    let txs = need(f.transactions, "transactions")?;
+    if tape.node(txs).kind != Kind::Array {
+        return Err(wrong("transactions", "an array"));
+    }
+    leaves.clear();
+    let mut origins = Vec::new();
+    let mut miner = None;
+    let mut tx_count = 0;
+    for (i, tx) in tape.items(txs).enumerate() {
+        tx_count += 1;
+        if tape.node(tx).kind != Kind::Object {
+            return Err(RuleError::WrongType {
+                field: format!("transactions[{i}]"),
+                expected: "an object",
+            });
+        }
+        for (name, ok) in [
+            (
+                "sender",
+                tape.get(s, tx, "sender")
+                    .map(|v| tape.node(v).kind == Kind::Str),
+            ),
+            (
+                "recipient",
+                tape.get(s, tx, "recipient")
+                    .map(|v| tape.node(v).kind == Kind::Str),
+            ),
+            (
+                "amount",
+                tape.get(s, tx, "amount")
+                    .map(|v| matches!(tape.node(v).kind, Kind::Int | Kind::Float)),
+            ),
+        ] {
+            match ok {
+                None => return Err(RuleError::MissingField(format!("transactions[{i}].{name}"))),
+                Some(false) => {
+                    return Err(RuleError::WrongType {
+                        field: format!("transactions[{i}].{name}"),
+                        expected: if name == "amount" {
+                            "a number"
+                        } else {
+                            "a string"
+                        },
+                    })
+                }
+                Some(true) => {}
+            }
+        }
+        if let Some(o) = tx_origin(tape, s, tx, i, true)? {
+            origins.push(o);
+        }
+        if let Some(r) = reward_recipient(tape, s, tx) {
+            miner = Some(r);
+        }
+        let leaf = if tape.canonical {
+            tx_id(tape.raw(s, tx))
+        } else {
+            buf.clear();
+            tape.write(s, tx, buf, scratch);
+            tx_id(buf)
+        };
+        leaves.push(leaf.0);
+    }
+    let computed = merkle_root_in_place(leaves);
+    let claimed = MerkleRoot(claimed);
+    if computed != claimed {
+        return Err(RuleError::MerkleMismatch { claimed, computed });
+    }
+    let previous = BlockHash(previous);
+    let hash = v2_header_hash(&v2_header(index, &previous, timestamp, &claimed, nonce));
+    Ok(V2Block {
+        index,
+        previous,
+        timestamp,
+        hash,
+        origins,
+        tx_count,
+        miner,
+    })
+}

@@ -1,0 +1,284 @@
+//! Building blocks for our node to mine and publish. Transactions are pre-encoded as
+//! canonical JSON, so a block is concatenation: the bytes we publish are already
+//! canonical, which is what lets every replaying node hash them without re-encoding.
+
+use serde_json::Number;
+
+use super::canonical::{write_json_number, write_json_string, write_py_float};
+use super::hash::{write_hex, MerkleRoot};
+use super::intake::SubmittedTx;
+use super::merkle::{merkle_root, tx_id};
+use super::pow::{v2_header, Work};
+use super::replay::Tip;
+use super::rules::Rules;
+use super::Origin;
+
+/// A transaction as it goes into a block, pre-encoded as canonical JSON.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Transaction {
+    json: String,
+    origin: Option<Origin>,
+}
+
+impl Transaction {
+    /// `{"amount": …, "origin": {"offset": …, "partition": …}, "recipient": to, "sender": from}`.
+    pub fn from_submitted(tx: &SubmittedTx, origin: Origin) -> Self {
+        let mut out = Vec::with_capacity(96 + tx.from.len() + tx.to.len());
+        out.extend_from_slice(b"{\"amount\": ");
+        write_json_number(&tx.amount.to_string(), &mut out);
+        out.extend_from_slice(
+            format!(
+                ", \"origin\": {{\"offset\": {}, \"partition\": {}}}",
+                origin.offset, origin.partition
+            )
+            .as_bytes(),
+        );
+        out.extend_from_slice(b", \"recipient\": ");
+        write_json_string(&tx.to, &mut out);
+        out.extend_from_slice(b", \"sender\": ");
+        write_json_string(&tx.from, &mut out);
+        out.push(b'}');
+        Self {
+            json: into_string(out),
+            origin: Some(origin),
+        }
+    }
+
+    /// The block reward: `{"amount": amount, "recipient": recipient, "sender": "0"}`,
+    /// as in the tutorial (which appends it last).
+    pub fn reward(recipient: &str, amount: &Number) -> Self {
+        let mut out = Vec::with_capacity(64 + recipient.len());
+        out.extend_from_slice(b"{\"amount\": ");
+        write_json_number(&amount.to_string(), &mut out);
+        out.extend_from_slice(b", \"recipient\": ");
+        write_json_string(recipient, &mut out);
+        out.extend_from_slice(b", \"sender\": \"0\"}");
+        Self {
+            json: into_string(out),
+            origin: None,
+        }
+    }
+
+    pub fn origin(&self) -> Option<Origin> {
+        self.origin
+    }
+
+    pub fn canonical_json(&self) -> &str {
+        &self.json
+    }
+}
+
+/// Canonical JSON is ASCII (ensure_ascii), so this never loses anything.
+fn into_string(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// The genesis block for a new chain, as canonical JSON bytes.
+/// Seed: the tutorial's genesis (`previous_hash` is the integer 1, proof 100).
+/// v2: records the rules and difficulty; previous hash all zeros, proof 0.
+pub fn genesis(rules: Rules, timestamp: f64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    let mut ts = Vec::new();
+    write_py_float(timestamp, &mut ts);
+    match rules {
+        Rules::Seed => {
+            out.extend_from_slice(
+                b"{\"index\": 1, \"previous_hash\": 1, \"proof\": 100, \"timestamp\": ",
+            );
+            out.extend_from_slice(&ts);
+            out.extend_from_slice(b", \"transactions\": []}");
+        }
+        Rules::V2 { difficulty } => {
+            out.extend_from_slice(
+                format!("{{\"difficulty\": {difficulty}, \"index\": 1, \"merkle_root\": \"")
+                    .as_bytes(),
+            );
+            write_hex(&[0; 32], &mut out);
+            out.extend_from_slice(b"\", \"previous_hash\": \"");
+            write_hex(&[0; 32], &mut out);
+            out.extend_from_slice(b"\", \"proof\": 0, \"rules\": \"v2\", \"timestamp\": ");
+            out.extend_from_slice(&ts);
+            out.extend_from_slice(b", \"transactions\": []}");
+        }
+    }
+    out
+}
+
+/// A block waiting for its proof: everything but the nonce is fixed.
+#[derive(Clone, Debug)]
+pub struct BlockTemplate {
+    index: u64,
+    timestamp: f64,
+    /// Canonical JSON up to and including `"proof": `.
+    prefix: Vec<u8>,
+    /// Canonical JSON after the proof value.
+    suffix: Vec<u8>,
+    work: Work,
+}
+
+impl BlockTemplate {
+    /// A block on top of `tip` carrying `txs` (the reward, if any, should be last).
+    /// The timestamp is clamped to the tip's, so a node with a lagging clock still
+    /// builds a valid v2 block.
+    pub fn new(tip: &Tip, rules: Rules, timestamp: f64, txs: &[Transaction]) -> Self {
+        let timestamp = if timestamp.is_finite() && timestamp >= tip.timestamp {
+            timestamp
+        } else {
+            tip.timestamp
+        };
+        let index = tip.index + 1;
+        let mut prefix = Vec::with_capacity(256);
+        prefix.extend_from_slice(format!("{{\"index\": {index}, ").as_bytes());
+        let work = match rules {
+            Rules::Seed => Work::seed(tip.proof_str().as_bytes()),
+            Rules::V2 { difficulty } => {
+                let ids: Vec<_> = txs
+                    .iter()
+                    .map(|t| tx_id(t.canonical_json().as_bytes()))
+                    .collect();
+                let root: MerkleRoot = merkle_root(&ids);
+                prefix.extend_from_slice(b"\"merkle_root\": \"");
+                write_hex(&root.0, &mut prefix);
+                prefix.extend_from_slice(b"\", ");
+                Work::v2(
+                    &v2_header(index, &tip.hash, timestamp, &root, 0),
+                    difficulty,
+                )
+            }
+        };
+        prefix.extend_from_slice(b"\"previous_hash\": \"");
+        write_hex(&tip.hash.0, &mut prefix);
+        prefix.extend_from_slice(b"\", \"proof\": ");
+        let mut suffix =
+            Vec::with_capacity(64 + txs.iter().map(|t| t.json.len() + 2).sum::<usize>());
+        suffix.extend_from_slice(b", \"timestamp\": ");
+        write_py_float(timestamp, &mut suffix);
+        suffix.extend_from_slice(b", \"transactions\": [");
+        for (i, tx) in txs.iter().enumerate() {
+            if i > 0 {
+                suffix.extend_from_slice(b", ");
+            }
+            suffix.extend_from_slice(tx.json.as_bytes());
+        }
+        suffix.extend_from_slice(b"]}");
+        Self {
+            index,
+            timestamp,
+            prefix,
+            suffix,
+            work,
+        }
+    }
+
+    pub fn index(&self) -> u64 {
+        self.index
+    }
+
+    /// The timestamp actually used (after clamping).
+    pub fn timestamp(&self) -> f64 {
+        self.timestamp
+    }
+
+    /// What the miner must solve.
+    pub fn work(&self) -> Work {
+        self.work.clone()
+    }
+
+    /// The finished block with `nonce` as its proof: canonical JSON, ready to publish.
+    pub fn seal(&self, nonce: u64) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.prefix.len() + 20 + self.suffix.len());
+        out.extend_from_slice(&self.prefix);
+        out.extend_from_slice(nonce.to_string().as_bytes());
+        out.extend_from_slice(&self.suffix);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+
+    use super::*;
+    use crate::chain::canonical::is_canonical;
+    use crate::chain::{parse_submitted, ChainState, Miner};
+
+    fn build_chain(rules: Rules, blocks: usize) -> Vec<Vec<u8>> {
+        let mut state = ChainState::new();
+        let g = genesis(rules, 1_700_000_000.25);
+        assert!(is_canonical(&g).unwrap());
+        state.apply(&g).unwrap();
+        let mut out = vec![g];
+        let miner = Miner::new(2);
+        let mut offset = 0;
+        for b in 0..blocks {
+            let mut txs = Vec::new();
+            for _ in 0..3 {
+                let sub = parse_submitted(
+                    format!(
+                        r#"{{"from": "J\u00f6rg", "to": "\ud83d\ude00", "amount": {}.5}}"#,
+                        offset
+                    )
+                    .as_bytes(),
+                )
+                .unwrap();
+                txs.push(Transaction::from_submitted(
+                    &sub,
+                    Origin {
+                        partition: 0,
+                        offset,
+                    },
+                ));
+                offset += 1;
+            }
+            txs.push(Transaction::reward("node-1", &Number::from(1)));
+            let tip = state.tip().unwrap().clone();
+            let t = BlockTemplate::new(&tip, rules, 1_700_000_001.0 + b as f64, &txs);
+            let m = miner.mine(&t.work(), &AtomicBool::new(false)).unwrap();
+            let block = t.seal(m.nonce);
+            assert!(
+                is_canonical(&block).unwrap(),
+                "{}",
+                String::from_utf8_lossy(&block)
+            );
+            let a = state
+                .apply(&block)
+                .unwrap_or_else(|d| panic!("{d}: {}", String::from_utf8_lossy(&block)));
+            assert_eq!(a.index, tip.index + 1);
+            assert_eq!(a.tx_count, 4);
+            assert_eq!(a.miner.as_deref(), Some("node-1"));
+            assert_eq!(a.origins.len(), 3);
+            out.push(block);
+        }
+        assert!(state.contains_origin(Origin {
+            partition: 0,
+            offset: 0
+        }));
+        out
+    }
+
+    #[test]
+    fn built_blocks_replay_under_both_rules() {
+        build_chain(Rules::Seed, 3);
+        build_chain(Rules::V2 { difficulty: 10 }, 3);
+    }
+
+    #[test]
+    fn transaction_encoding() {
+        let sub = parse_submitted(br#"{"from": "a\"b", "to": "\u00e9", "amount": 1.50}"#).unwrap();
+        let tx = Transaction::from_submitted(
+            &sub,
+            Origin {
+                partition: 2,
+                offset: 7,
+            },
+        );
+        assert_eq!(
+            tx.canonical_json(),
+            r#"{"amount": 1.5, "origin": {"offset": 7, "partition": 2}, "recipient": "\u00e9", "sender": "a\"b"}"#
+        );
+        assert_eq!(
+            Transaction::reward("n", &Number::from(1)).canonical_json(),
+            r#"{"amount": 1, "recipient": "n", "sender": "0"}"#
+        );
+    }
+}
