@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod bench;
 pub mod chain;
 pub mod connect;
 pub mod node;
@@ -35,6 +36,8 @@ pub enum Command {
     Topics(topics::TopicsArgs),
     /// Live summary: height, tx/s, pending, blocks won per node.
     Watch(watch::WatchArgs),
+    /// Measure the ledger against the bare broker, side by side.
+    Bench(bench::BenchArgs),
 }
 
 /// Entry point used by the binary.
@@ -48,6 +51,7 @@ pub fn main() -> ExitCode {
         Command::Verify(args) => verify::run(args),
         Command::Topics(args) => topics::run(args),
         Command::Watch(args) => watch::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(code) => code,

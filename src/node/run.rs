@@ -160,14 +160,12 @@ impl Node {
     pub fn start(config: NodeConfig, shutdown: &Shutdown) -> Result<Self, NodeError> {
         let id = match &config.id {
             Some(id) => id.clone(),
-            None => {
-                identity::load_or_create(&config.data_dir).map_err(|source| {
-                    NodeError::Identity {
-                        path: config.data_dir.clone(),
-                        source,
-                    }
-                })?
-            }
+            None => identity::load_or_create(&config.data_dir).map_err(|source| {
+                NodeError::Identity {
+                    path: config.data_dir.clone(),
+                    source,
+                }
+            })?,
         };
         topics::ensure_topics(&config.kafka, &config.topics)?;
 
@@ -462,14 +460,14 @@ impl Node {
     }
 
     fn maybe_mine(&mut self) {
-        if let Stage::Awaiting {
-            id, since, txs, ..
-        } = self.stage
-        {
+        if let Stage::Awaiting { id, since, txs, .. } = self.stage {
             if since.elapsed() < AWAIT_TIMEOUT {
                 return;
             }
-            warn!(id, txs, "published block not seen on the chain in time; building again");
+            warn!(
+                id,
+                txs, "published block not seen on the chain in time; building again"
+            );
             self.stage = Stage::Idle;
         }
         if !matches!(self.stage, Stage::Idle) || self.pool.is_empty() {
@@ -513,7 +511,13 @@ impl Node {
         let block = template.seal(mined.nonce);
         let (id, txs) = (*id, *txs);
         self.publisher.send(id, None, &block)?;
-        debug!(id, txs, hashes = mined.hashes, ms = result.elapsed.as_millis() as u64, "published block");
+        debug!(
+            id,
+            txs,
+            hashes = mined.hashes,
+            ms = result.elapsed.as_millis() as u64,
+            "published block"
+        );
         self.stage = Stage::Awaiting {
             id,
             since: Instant::now(),
@@ -560,6 +564,13 @@ impl Node {
         );
         self.last_status = Instant::now();
         self.txs_on_chain_since_status = 0;
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        // Dropping the receiver also unblocks the reader if it is waiting to send.
+        self.reader_stop.store(true, Ordering::SeqCst);
     }
 }
 

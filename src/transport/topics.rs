@@ -130,7 +130,7 @@ pub fn describe_topic(config: &KafkaConfig, name: &str) -> Result<TopicInfo, Tra
     describe_with(&consumer, name)
 }
 
-pub(crate) fn metadata_client(config: &KafkaConfig) -> Result<BaseConsumer, TransportError> {
+pub fn metadata_client(config: &KafkaConfig) -> Result<BaseConsumer, TransportError> {
     config
         .client(&[("enable.auto.commit", "false")])
         .create()

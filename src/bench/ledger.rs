@@ -1,0 +1,313 @@
+//! The ledger under load: N node processes, transactions in, blocks read back.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde::Serialize;
+
+use super::{Latency, Memory};
+use crate::chain::{ChainState, Origin};
+use crate::transport::chain_log::ChainLog;
+use crate::transport::publish::{Profile, Publisher};
+use crate::transport::{topics, KafkaConfig, TopicNames};
+
+/// What the ledger phase is asked to do.
+#[derive(Clone, Debug)]
+pub struct LedgerParams {
+    pub txs: u64,
+    pub nodes: usize,
+    pub block_size: usize,
+    pub block_timeout_ms: u64,
+    pub rules: String,
+    pub difficulty: u32,
+    /// Transactions per second to offer (None = as fast as the producer goes).
+    pub rate: Option<f64>,
+    /// Sample node memory when this many transactions are on the chain.
+    pub rss_checkpoint: Option<u64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct NodeMemory {
+    pub node: String,
+    pub at_checkpoint: Option<Memory>,
+    pub at_end: Option<Memory>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct LedgerReport {
+    pub txs: u64,
+    pub offered_rate: Option<f64>,
+    pub seconds: f64,
+    pub committed_tx_per_sec: f64,
+    pub latency: Latency,
+    pub blocks: u64,
+    pub stale_blocks: u64,
+    pub invalid_records: u64,
+    pub rss_checkpoint_txs: Option<u64>,
+    pub node_memory: Vec<NodeMemory>,
+}
+
+struct NodeProcess {
+    name: String,
+    child: Child,
+}
+
+impl NodeProcess {
+    fn stop(mut self) -> anyhow::Result<()> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if self.child.try_wait()?.is_some() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        anyhow::bail!("node {} did not stop on SIGTERM", self.name)
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn start_node(
+    exe: &Path,
+    kafka: &KafkaConfig,
+    names: &TopicNames,
+    index: usize,
+    params: &LedgerParams,
+    dir: &Path,
+) -> anyhow::Result<NodeProcess> {
+    let name = format!("bench-node-{index}");
+    let log_path = dir.join(format!("{name}.log"));
+    let log = std::fs::File::create(&log_path)?;
+    let threads = (std::thread::available_parallelism().map_or(1, |n| n.get()) / params.nodes).max(1);
+    let mut command = Command::new(exe);
+    command
+        .arg("node")
+        .args(["--brokers", &kafka.brokers])
+        .args(["--tx-topic", &names.transactions, "--chain-topic", &names.chain])
+        .args(["--tx-partitions", &names.tx_partitions.to_string()])
+        .args(["--partition", &index.to_string(), "--id", &name])
+        .arg("--data-dir")
+        .arg(dir.join(&name))
+        .args(["--group", &format!("{}-group", names.transactions)])
+        .args(["--rules", &params.rules, "--difficulty", &params.difficulty.to_string()])
+        .args(["--block-size", &params.block_size.to_string()])
+        .args(["--block-timeout", &format!("{}ms", params.block_timeout_ms)])
+        .args(["--threads", &threads.to_string()])
+        .env("RUST_LOG", "warn,kafkachain=info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log);
+    for (key, value) in &kafka.settings {
+        command.arg("-X").arg(format!("{key}={value}"));
+    }
+    let child = command.spawn().context("starting a node process")?;
+    let mut node = NodeProcess { name, child };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if log.contains("node running") {
+            return Ok(node);
+        }
+        if let Some(status) = node.child.try_wait()? {
+            anyhow::bail!("node {} exited ({status}):\n{log}", node.name);
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!("node {} did not start:\n{log}", node.name);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Follows the chain topic and records when each origin arrived on the chain.
+struct Follower {
+    seen: Mutex<HashMap<Origin, Instant>>,
+    on_chain: AtomicU64,
+    blocks: AtomicU64,
+    stale: AtomicU64,
+    invalid: AtomicU64,
+}
+
+pub fn run(
+    exe: &Path,
+    kafka: &KafkaConfig,
+    params: &LedgerParams,
+    payload: &[u8],
+) -> anyhow::Result<LedgerReport> {
+    let names = TopicNames {
+        transactions: super::unique("ledger-tx"),
+        chain: super::unique("ledger-chain"),
+        tx_partitions: params.nodes as i32,
+    };
+    topics::ensure_topics(kafka, &names)?;
+    let dir = tempfile::Builder::new().prefix("kafkachain-bench-nodes-").tempdir()?;
+    let mut nodes = Vec::new();
+    for i in 0..params.nodes {
+        nodes.push(start_node(exe, kafka, &names, i, params, dir.path())?);
+    }
+
+    let follower = Arc::new(Follower {
+        seen: Mutex::new(HashMap::with_capacity(params.txs as usize)),
+        on_chain: AtomicU64::new(0),
+        blocks: AtomicU64::new(0),
+        stale: AtomicU64::new(0),
+        invalid: AtomicU64::new(0),
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let follow = {
+        let follower = Arc::clone(&follower);
+        let stop = Arc::clone(&stop);
+        let log = ChainLog::open(kafka, &names.chain, 0)?;
+        std::thread::spawn(move || -> anyhow::Result<()> {
+            let mut chain = ChainState::new();
+            let mut batch = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                batch.clear();
+                log.poll_batch(4096, Duration::from_millis(20), &mut batch)?;
+                let now = Instant::now();
+                for record in &batch {
+                    match chain.apply(&record.payload) {
+                        Ok(block) => {
+                            follower.blocks.fetch_add(1, Ordering::Relaxed);
+                            let mut seen = follower.seen.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+                            for origin in &block.origins {
+                                seen.insert(*origin, now);
+                            }
+                            follower
+                                .on_chain
+                                .fetch_add(block.origins.len() as u64, Ordering::Relaxed);
+                        }
+                        Err(d) if d.is_stale() => {
+                            follower.stale.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(_) => {
+                            follower.invalid.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }
+            Ok(())
+        })
+    };
+
+    // Send, remembering when each tagged transaction left.
+    let (reports_tx, reports) = crossbeam_channel::unbounded();
+    let publisher = Publisher::new(kafka, &names.transactions, Profile::Transactions, Some(reports_tx))?;
+    let mut sent_at = Vec::with_capacity(params.txs as usize);
+    let started = Instant::now();
+    let mut checkpoint = None;
+    for i in 0..params.txs {
+        if let Some(rate) = params.rate.filter(|r| *r > 0.0) {
+            let due = Duration::from_secs_f64(i as f64 / rate);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+        sent_at.push(Instant::now());
+        publisher.send(i, None, payload)?;
+        if i % 1024 == 0 {
+            sample_checkpoint(params, &follower, &nodes, &mut checkpoint);
+        }
+    }
+    publisher.flush(Duration::from_secs(120))?;
+
+    let mut origin_tag: HashMap<Origin, u64> = HashMap::with_capacity(params.txs as usize);
+    for report in reports.try_iter() {
+        let (partition, offset) = report
+            .result
+            .map_err(|e| anyhow::anyhow!("a transaction was not acknowledged: {e}"))?;
+        origin_tag.insert(Origin { partition, offset }, report.tag);
+    }
+
+    let mut last_progress = (0, Instant::now());
+    loop {
+        sample_checkpoint(params, &follower, &nodes, &mut checkpoint);
+        let on_chain = follower.on_chain.load(Ordering::Relaxed);
+        if on_chain >= params.txs {
+            break;
+        }
+        if on_chain != last_progress.0 {
+            last_progress = (on_chain, Instant::now());
+        } else if last_progress.1.elapsed() > Duration::from_secs(60) {
+            anyhow::bail!(
+                "the ledger stalled at {on_chain} of {} transactions (node logs in {})",
+                params.txs,
+                dir.keep().display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let node_memory_end: Vec<Option<Memory>> = nodes.iter().map(|n| Memory::of(n.child.id())).collect();
+    stop.store(true, Ordering::Relaxed);
+    follow
+        .join()
+        .map_err(|_| anyhow::anyhow!("chain follower panicked"))??;
+    let names_of: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
+    for node in nodes {
+        node.stop()?;
+    }
+
+    let seen = follower.seen.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+    let mut last_seen = started;
+    let mut samples = Vec::with_capacity(seen.len());
+    for (origin, at) in seen.iter() {
+        if let Some(&tag) = origin_tag.get(origin) {
+            samples.push(at.saturating_duration_since(sent_at[tag as usize]));
+            last_seen = last_seen.max(*at);
+        }
+    }
+    let seconds = last_seen.duration_since(started).as_secs_f64();
+    let checkpoint = checkpoint.unwrap_or_default();
+    Ok(LedgerReport {
+        txs: params.txs,
+        offered_rate: params.rate,
+        seconds,
+        committed_tx_per_sec: params.txs as f64 / seconds.max(1e-9),
+        latency: Latency::from_samples(samples),
+        blocks: follower.blocks.load(Ordering::Relaxed),
+        stale_blocks: follower.stale.load(Ordering::Relaxed),
+        invalid_records: follower.invalid.load(Ordering::Relaxed),
+        rss_checkpoint_txs: params.rss_checkpoint,
+        node_memory: names_of
+            .into_iter()
+            .zip(node_memory_end)
+            .enumerate()
+            .map(|(i, (node, at_end))| NodeMemory {
+                node,
+                at_checkpoint: checkpoint.get(i).copied().flatten(),
+                at_end,
+            })
+            .collect(),
+    })
+}
+
+fn sample_checkpoint(
+    params: &LedgerParams,
+    follower: &Follower,
+    nodes: &[NodeProcess],
+    checkpoint: &mut Option<Vec<Option<Memory>>>,
+) {
+    if checkpoint.is_some() {
+        return;
+    }
+    if let Some(at) = params.rss_checkpoint {
+        if follower.on_chain.load(Ordering::Relaxed) >= at {
+            *checkpoint = Some(nodes.iter().map(|n| Memory::of(n.child.id())).collect());
+        }
+    }
+}

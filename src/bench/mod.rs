@@ -1,0 +1,73 @@
+//! `kafkachain bench`: the ledger measured against the bare broker, side by side, in
+//! one invocation on the same broker.
+//!
+//! - [`baseline`]: bare rdkafka producer + consumer, same producer settings as the node.
+//! - [`ledger`]: the same transactions through N real node processes, read back from
+//!   the chain topic: committed tx/s, publish-to-chain latency, stale blocks, node RSS.
+//! - [`replay`]: a node's start-up replay of a long chain against a bare consumer
+//!   reading the same topic.
+//! - [`local_broker`]: the throwaway Tansu used when no `--brokers` is given.
+
+pub mod baseline;
+pub mod ledger;
+pub mod local_broker;
+pub mod replay;
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// Unique topic names so runs never interfere.
+pub fn unique(prefix: &str) -> String {
+    format!("bench-{prefix}-{}-{:08x}", std::process::id(), rand::random::<u32>())
+}
+
+/// Latency percentiles in milliseconds.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Latency {
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+impl Latency {
+    pub fn from_samples(mut samples: Vec<Duration>) -> Latency {
+        if samples.is_empty() {
+            return Latency::default();
+        }
+        samples.sort_unstable();
+        let at = |q: f64| {
+            let i = ((samples.len() as f64 - 1.0) * q).round() as usize;
+            samples[i.min(samples.len() - 1)].as_secs_f64() * 1000.0
+        };
+        Latency {
+            p50_ms: at(0.50),
+            p99_ms: at(0.99),
+            max_ms: at(1.0),
+        }
+    }
+}
+
+/// Peak and current resident memory of a process, from /proc (kB).
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Memory {
+    pub rss_kb: u64,
+    pub peak_rss_kb: u64,
+}
+
+impl Memory {
+    pub fn of(pid: u32) -> Option<Memory> {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        };
+        Some(Memory {
+            rss_kb: field("VmRSS:")?,
+            peak_rss_kb: field("VmHWM:")?,
+        })
+    }
+}

@@ -1,0 +1,200 @@
+//! `kafkachain bench`: ledger vs bare broker, side by side, printed as a table or JSON.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use super::connect::ConnectArgs;
+use super::node::RulesArg;
+use crate::bench::baseline::{self, BaselineReport};
+use crate::bench::ledger::{self, LedgerParams, LedgerReport};
+use crate::bench::local_broker::LocalBroker;
+use crate::bench::replay::{self, ReplayReport};
+use crate::chain;
+
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Bootstrap brokers; default: a throwaway local Tansu (SQLite storage).
+    #[arg(long)]
+    pub brokers: Option<String>,
+    /// A librdkafka setting passed through, e.g. `-X security.protocol=SASL_SSL`.
+    #[arg(short = 'X', value_name = "KEY=VALUE")]
+    pub settings: Vec<String>,
+    /// Transactions per run.
+    #[arg(long, default_value_t = 100_000)]
+    pub txs: u64,
+    /// Nodes (and transactions partitions).
+    #[arg(long, default_value_t = 2)]
+    pub nodes: usize,
+    #[arg(long, default_value_t = 1000)]
+    pub block_size: usize,
+    /// Block timeout of the nodes, in milliseconds.
+    #[arg(long, default_value_t = 200)]
+    pub block_timeout_ms: u64,
+    #[arg(long, value_enum, default_value = "v2")]
+    pub rules: RulesArg,
+    #[arg(long, default_value_t = chain::DEFAULT_V2_DIFFICULTY)]
+    pub difficulty: u32,
+    /// Also run the ledger at this fraction of the baseline's rate, for latency (0 = skip).
+    #[arg(long, default_value_t = 0.5)]
+    pub latency_load: f64,
+    /// Sample node memory when this many transactions are on the chain.
+    #[arg(long)]
+    pub rss_checkpoint: Option<u64>,
+    /// Skip the baseline and the full-speed ledger run (only latency/replay phases).
+    #[arg(long)]
+    pub skip_throughput: bool,
+    /// Also measure start-up replay of a chain of this many blocks (0 = skip).
+    #[arg(long, default_value_t = 0)]
+    pub replay_blocks: u64,
+    /// Transactions per block in the replay chain.
+    #[arg(long, default_value_t = 10)]
+    pub replay_block_txs: usize,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    brokers: String,
+    nodes: usize,
+    block_size: usize,
+    rules: String,
+    difficulty: u32,
+    baseline: Option<BaselineReport>,
+    ledger: Option<LedgerReport>,
+    ratio: Option<f64>,
+    latency_run: Option<LedgerReport>,
+    replay: Option<ReplayReport>,
+}
+
+pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
+    let local;
+    let brokers = match &args.brokers {
+        Some(b) => b.clone(),
+        None => {
+            local = LocalBroker::start().context("starting a throwaway Tansu")?;
+            eprintln!("bench: throwaway Tansu (SQLite) at {}", local.bootstrap);
+            local.bootstrap.clone()
+        }
+    };
+    let connect = ConnectArgs {
+        brokers: brokers.clone(),
+        settings: args.settings.clone(),
+        tx_topic: String::new(),
+        chain_topic: String::new(),
+        tx_partitions: args.nodes as i32,
+    };
+    let kafka = connect.kafka()?;
+    let exe = std::env::current_exe().context("locating the kafkachain binary")?;
+    let payload = super::send::transaction_json("alice", "bob", &serde_json::Number::from(3));
+    let rules = match args.rules {
+        RulesArg::Seed => "seed",
+        RulesArg::V2 => "v2",
+    };
+    let params = LedgerParams {
+        txs: args.txs,
+        nodes: args.nodes,
+        block_size: args.block_size,
+        block_timeout_ms: args.block_timeout_ms,
+        rules: rules.into(),
+        difficulty: args.difficulty,
+        rate: None,
+        rss_checkpoint: args.rss_checkpoint,
+    };
+    let mut report = Report {
+        brokers,
+        nodes: args.nodes,
+        block_size: args.block_size,
+        rules: rules.into(),
+        difficulty: args.difficulty,
+        baseline: None,
+        ledger: None,
+        ratio: None,
+        latency_run: None,
+        replay: None,
+    };
+    if !args.skip_throughput {
+        eprintln!("bench: baseline ({} messages, bare rdkafka) ...", args.txs);
+        let base = baseline::run(&kafka, args.txs, args.nodes as i32, &payload)?;
+        eprintln!("bench: ledger ({} transactions, {} nodes) ...", args.txs, args.nodes);
+        let full = ledger::run(&exe, &kafka, &params, &payload)?;
+        report.ratio = Some(full.committed_tx_per_sec / base.msgs_per_sec);
+        if args.latency_load > 0.0 {
+            let rate = base.msgs_per_sec * args.latency_load;
+            eprintln!("bench: ledger at {rate:.0} tx/s for latency ...");
+            let latency_params = LedgerParams {
+                rate: Some(rate),
+                rss_checkpoint: None,
+                ..params.clone()
+            };
+            report.latency_run = Some(ledger::run(&exe, &kafka, &latency_params, &payload)?);
+        }
+        report.baseline = Some(base);
+        report.ledger = Some(full);
+    }
+    if args.replay_blocks > 0 {
+        eprintln!("bench: replay of {} blocks ...", args.replay_blocks);
+        report.replay = Some(replay::run(&kafka, args.replay_blocks, args.replay_block_txs)?);
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_table(&report);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_table(r: &Report) {
+    println!(
+        "kafkachain bench: {} nodes, block size {}, rules {} (difficulty {}), broker {}",
+        r.nodes, r.block_size, r.rules, r.difficulty, r.brokers
+    );
+    if let (Some(base), Some(ledger)) = (&r.baseline, &r.ledger) {
+        println!("{:<34} {:>14}", "baseline (bare rdkafka) msgs/s", format!("{:.0}", base.msgs_per_sec));
+        println!("{:<34} {:>14}", "ledger committed tx/s", format!("{:.0}", ledger.committed_tx_per_sec));
+        println!("{:<34} {:>14}", "ratio ledger/baseline", format!("{:.2}", r.ratio.unwrap_or(0.0)));
+        print_ledger("full speed", ledger);
+    }
+    if let Some(run) = &r.latency_run {
+        print_ledger(&format!("at {:.0} tx/s", run.offered_rate.unwrap_or(0.0)), run);
+    }
+    if let Some(replay) = &r.replay {
+        println!(
+            "replay of {} blocks ({} tx each, {} MB): bare consumer {:.0} records/s, node {:.0} blocks/s ({:.0} tx/s), ratio {:.2}",
+            replay.blocks,
+            replay.txs_per_block,
+            replay.bytes / 1_000_000,
+            replay.bare_records_per_sec,
+            replay.node_blocks_per_sec,
+            replay.node_txs_per_sec,
+            replay.ratio
+        );
+    }
+}
+
+fn print_ledger(label: &str, run: &LedgerReport) {
+    println!(
+        "ledger {label}: {:.0} tx/s, latency p50 {:.0} ms p99 {:.0} ms max {:.0} ms, {} blocks, {} stale, {} invalid",
+        run.committed_tx_per_sec,
+        run.latency.p50_ms,
+        run.latency.p99_ms,
+        run.latency.max_ms,
+        run.blocks,
+        run.stale_blocks,
+        run.invalid_records
+    );
+    for m in &run.node_memory {
+        let fmt = |mem: Option<crate::bench::Memory>| {
+            mem.map_or("-".to_string(), |m| format!("rss {} MB peak {} MB", m.rss_kb / 1024, m.peak_rss_kb / 1024))
+        };
+        println!(
+            "  {}: at checkpoint {} ; at end {}",
+            m.node,
+            fmt(m.at_checkpoint),
+            fmt(m.at_end)
+        );
+    }
+}
