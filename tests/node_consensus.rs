@@ -36,7 +36,11 @@ fn race(nodes: usize, txs: usize) -> ChainView {
     origins.sort();
     let view = ledger.wait_for_txs(origins.len(), Duration::from_secs(240));
     view.assert_exactly_once(&origins);
-    assert!(view.invalid.is_empty(), "honest nodes published invalid blocks: {:?}", view.invalid);
+    assert!(
+        view.invalid.is_empty(),
+        "honest nodes published invalid blocks: {:?}",
+        view.invalid
+    );
     for node in &mut procs {
         node.terminate();
         assert_eq!(
@@ -65,7 +69,10 @@ fn two_nodes_converge_and_include_each_transaction_once() {
 fn three_nodes_converge_and_stale_blocks_are_discarded() {
     let view = race(3, 1_200);
     eprintln!("3 nodes: height {}, stale {}", view.height, view.stale);
-    assert!(view.stale > 0, "three racing nodes produced no stale block; the race was not exercised");
+    assert!(
+        view.stale > 0,
+        "three racing nodes produced no stale block; the race was not exercised"
+    );
 }
 
 /// Two nodes reading the *same* partition both build blocks from the same
@@ -73,7 +80,16 @@ fn three_nodes_converge_and_stale_blocks_are_discarded() {
 #[test]
 fn two_nodes_on_one_partition_never_duplicate() {
     let ledger = Ledger::new("same-partition", 1);
-    let flags = ["--partition", "0", "--difficulty", "8", "--block-size", "4", "--block-timeout", "100ms"];
+    let flags = [
+        "--partition",
+        "0",
+        "--difficulty",
+        "8",
+        "--block-size",
+        "4",
+        "--block-timeout",
+        "100ms",
+    ];
     let mut a = ledger.node("twin-a", &flags);
     let mut b = ledger.node("twin-b", &flags);
     let origins = ledger.send(300, Some(0), "carol");

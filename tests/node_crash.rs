@@ -7,7 +7,14 @@ use std::time::Duration;
 
 use cluster::Ledger;
 
-const FLAGS: [&str; 6] = ["--difficulty", "8", "--block-size", "5", "--block-timeout", "100ms"];
+const FLAGS: [&str; 6] = [
+    "--difficulty",
+    "8",
+    "--block-size",
+    "5",
+    "--block-timeout",
+    "100ms",
+];
 
 /// `kill -9` in the middle of a stream, then a restart with the same id and data dir.
 #[test]
@@ -39,10 +46,14 @@ fn group_member_leaving_hands_over_its_partition() {
     let ledger = Ledger::new("handover", 2);
     let mut a = ledger.node("member-a", &FLAGS);
     let mut b = ledger.node("member-b", &FLAGS);
-    support::wait_until(Duration::from_secs(60), "both members to get a partition", || {
-        (a.log().contains("partitions assigned") && b.log().contains("partitions assigned"))
-            .then_some(())
-    });
+    support::wait_until(
+        Duration::from_secs(60),
+        "both members to get a partition",
+        || {
+            (a.log().contains("partitions assigned") && b.log().contains("partitions assigned"))
+                .then_some(())
+        },
+    );
     let mut origins = ledger.send(300, None, "frank");
     ledger.wait_for_txs(60, Duration::from_secs(120));
     b.terminate();

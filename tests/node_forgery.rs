@@ -37,7 +37,16 @@ fn with_field(block: &[u8], field: &str, value: serde_json::Value) -> Vec<u8> {
 #[test]
 fn forged_and_garbage_blocks_are_discarded_by_every_node() {
     let ledger = Ledger::new("forgery", 1);
-    let flags = ["--partition", "0", "--difficulty", "8", "--block-size", "5", "--block-timeout", "100ms"];
+    let flags = [
+        "--partition",
+        "0",
+        "--difficulty",
+        "8",
+        "--block-size",
+        "5",
+        "--block-timeout",
+        "100ms",
+    ];
     let mut a = ledger.node("honest-a", &flags);
     let mut b = ledger.node("honest-b", &flags);
     let mut origins = ledger.send(30, Some(0), "alice");
@@ -48,14 +57,22 @@ fn forged_and_garbage_blocks_are_discarded_by_every_node() {
     // With the honest nodes stopped, forge against the tip everyone agrees on.
     let (chain, before) = ledger.replay();
     let on_chain = before.origins[0];
-    let fresh = Origin { partition: 0, offset: 1_000_000 };
+    let fresh = Origin {
+        partition: 0,
+        offset: 1_000_000,
+    };
     let (_, good) = mined_block(&chain, &[tx(fresh)]);
     let (_, duplicate) = mined_block(&chain, &[tx(on_chain)]);
     let tip = chain.tip().expect("tip").clone();
     let index = tip.index;
     let bad_proof = {
         // The same content with nonces until one fails the proof of work.
-        let template = BlockTemplate::new(&tip, chain.rules().expect("rules"), tip.timestamp + 1.0, &[tx(fresh)]);
+        let template = BlockTemplate::new(
+            &tip,
+            chain.rules().expect("rules"),
+            tip.timestamp + 1.0,
+            &[tx(fresh)],
+        );
         (0..1000u64)
             .map(|nonce| template.seal(nonce))
             .find(|block| {
@@ -75,8 +92,16 @@ fn forged_and_garbage_blocks_are_discarded_by_every_node() {
     ledger.publish_raw_blocks(&forged);
 
     let (_, after) = ledger.replay();
-    assert_eq!(after.tip, before.tip, "no forged record may extend the chain");
-    assert_eq!(after.invalid.len(), forged.len(), "each forged record discarded: {:#?}", after.invalid);
+    assert_eq!(
+        after.tip, before.tip,
+        "no forged record may extend the chain"
+    );
+    assert_eq!(
+        after.invalid.len(),
+        forged.len(),
+        "each forged record discarded: {:#?}",
+        after.invalid
+    );
 
     // Honest nodes restart, replay past the forgeries, and keep working.
     let mut a = ledger.node("honest-a", &flags);

@@ -18,10 +18,22 @@ fn tutorial_walkthrough_is_readable_by_the_python_client() {
     let ledger = Ledger::new("tutorial", 2);
     let mut node = ledger.node(
         "tutorial-node",
-        &["--partition", "0", "--rules", "seed", "--block-size", "3", "--block-timeout", "120s"],
+        &[
+            "--partition",
+            "0",
+            "--rules",
+            "seed",
+            "--block-size",
+            "3",
+            "--block-timeout",
+            "120s",
+        ],
     );
     let output = Command::new(support::python())
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/python/interop_check.py"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/python/interop_check.py"
+        ))
         .args(["--brokers", &ledger.brokers])
         .args(["--tx-topic", &ledger.topics.transactions])
         .args(["--chain-topic", &ledger.topics.chain])
@@ -45,22 +57,31 @@ fn tutorial_walkthrough_is_readable_by_the_python_client() {
 
     // The block as the tutorial prints it: three transactions then the reward.
     let mut records = Vec::new();
-    read_to_end(&ledger.kafka(), &ledger.topics.chain, 0, Duration::from_secs(30), |r| {
-        records.push(r.payload)
-    })
+    read_to_end(
+        &ledger.kafka(),
+        &ledger.topics.chain,
+        0,
+        Duration::from_secs(30),
+        |r| records.push(r.payload),
+    )
     .expect("reading chain");
     let genesis: serde_json::Value = serde_json::from_slice(&records[0]).expect("genesis JSON");
     assert_eq!(genesis["index"], 1);
     assert_eq!(genesis["proof"], 100);
     assert_eq!(genesis["previous_hash"], 1);
     let block: serde_json::Value = serde_json::from_slice(&records[1]).expect("block JSON");
-    let txs = block["transactions"].as_array().expect("transactions array");
+    let txs = block["transactions"]
+        .as_array()
+        .expect("transactions array");
     assert_eq!(txs.len(), 4);
     assert_eq!(txs[3]["sender"], "0");
     assert_eq!(txs[3]["recipient"], "tutorial-node");
     assert_eq!(txs[3]["amount"], 1);
     for tx in &txs[..3] {
-        assert_eq!(tx["origin"]["partition"], 0, "every transaction records its origin");
+        assert_eq!(
+            tx["origin"]["partition"], 0,
+            "every transaction records its origin"
+        );
     }
 
     node.terminate();

@@ -75,9 +75,13 @@ pub fn run(args: &ChainArgs) -> anyhow::Result<ExitCode> {
             }
         }
     } else {
-        read_to_end(&kafka, topic, args.from, Duration::from_secs(30), |record| {
-            printer.print(&record.payload)
-        })
+        read_to_end(
+            &kafka,
+            topic,
+            args.from,
+            Duration::from_secs(30),
+            |record| printer.print(&record.payload),
+        )
         .with_context(|| format!("reading chain topic `{topic}`"))?;
     }
     printer.finish()

@@ -72,7 +72,10 @@ pub fn run(args: &SendArgs) -> anyhow::Result<ExitCode> {
             first_error.get_or_insert(err);
         } else if args.count == 1 {
             if let Ok((partition, offset)) = report.result {
-                println!("sent to {} partition {partition} offset {offset}", args.connect.tx_topic);
+                println!(
+                    "sent to {} partition {partition} offset {offset}",
+                    args.connect.tx_topic
+                );
             }
         }
     }

@@ -30,18 +30,26 @@ pub fn run(args: &TopicsArgs) -> anyhow::Result<ExitCode> {
             println!(
                 "topics ready: {} ({} partitions), {} (1 partition, kept forever)",
                 connect.tx_topic,
-                topics::describe_topic(&kafka, &connect.tx_topic)?.partitions.len(),
+                topics::describe_topic(&kafka, &connect.tx_topic)?
+                    .partitions
+                    .len(),
                 connect.chain_topic
             );
         }
         TopicsAction::List(connect) => {
             let kafka = connect.kafka()?;
-            println!("{:<24} {:>9} {:>12} {:>12}", "topic", "partition", "low", "end");
+            println!(
+                "{:<24} {:>9} {:>12} {:>12}",
+                "topic", "partition", "low", "end"
+            );
             for name in [&connect.tx_topic, &connect.chain_topic] {
                 match topics::describe_topic(&kafka, name) {
                     Ok(info) => {
                         for p in &info.partitions {
-                            println!("{:<24} {:>9} {:>12} {:>12}", name, p.partition, p.low, p.high);
+                            println!(
+                                "{:<24} {:>9} {:>12} {:>12}",
+                                name, p.partition, p.low, p.high
+                            );
                         }
                     }
                     Err(crate::transport::TransportError::MissingTopic(_)) => {

@@ -38,8 +38,8 @@ pub struct WatchArgs {
 pub fn run(args: &WatchArgs) -> anyhow::Result<ExitCode> {
     let kafka = args.connect.kafka()?;
     let shutdown = Shutdown::on_signals().context("installing the Ctrl-C handler")?;
-    let log = ChainLog::open(&kafka, &args.connect.chain_topic, 0)
-        .context("opening the chain topic")?;
+    let log =
+        ChainLog::open(&kafka, &args.connect.chain_topic, 0).context("opening the chain topic")?;
     let mut chain = ChainState::new();
     let mut txs_on_chain = 0u64;
     let mut stale = 0u64;

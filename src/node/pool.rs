@@ -164,9 +164,21 @@ mod tests {
         }
         pool.consumed(0, 5); // a malformed record
         assert_eq!(pool.commit_positions(), vec![(0, 0)]);
-        pool.remove(&[Origin { partition: 0, offset: 0 }, Origin { partition: 0, offset: 1 }]);
+        pool.remove(&[
+            Origin {
+                partition: 0,
+                offset: 0,
+            },
+            Origin {
+                partition: 0,
+                offset: 1,
+            },
+        ]);
         assert_eq!(pool.commit_positions(), vec![(0, 2)]);
-        pool.remove(&[2, 3, 4].map(|offset| Origin { partition: 0, offset }));
+        pool.remove(&[2, 3, 4].map(|offset| Origin {
+            partition: 0,
+            offset,
+        }));
         assert_eq!(pool.commit_positions(), vec![(0, 6)]);
     }
 
@@ -179,14 +191,26 @@ mod tests {
             assert!(pool.offer(origin, t, now));
         }
         let (dup, t) = tx(0, 3);
-        assert!(!pool.offer(dup, t, now), "re-delivery is not a new transaction");
+        assert!(
+            !pool.offer(dup, t, now),
+            "re-delivery is not a new transaction"
+        );
         let order: Vec<_> = pool.oldest(3).iter().filter_map(|t| t.origin()).collect();
         assert_eq!(
             order,
             vec![
-                Origin { partition: 1, offset: 7 },
-                Origin { partition: 0, offset: 3 },
-                Origin { partition: 1, offset: 8 }
+                Origin {
+                    partition: 1,
+                    offset: 7
+                },
+                Origin {
+                    partition: 0,
+                    offset: 3
+                },
+                Origin {
+                    partition: 1,
+                    offset: 8
+                }
             ]
         );
         assert_eq!(pool.revoke(&[1]), 2);

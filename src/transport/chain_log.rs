@@ -66,7 +66,10 @@ impl ChainLog {
         let (_, high) = self
             .consumer
             .fetch_watermarks(&self.topic, CHAIN_PARTITION, BROKER_TIMEOUT)
-            .kafka(format!("reading end offset of chain topic `{}`", self.topic))?;
+            .kafka(format!(
+                "reading end offset of chain topic `{}`",
+                self.topic
+            ))?;
         Ok(high)
     }
 

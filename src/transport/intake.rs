@@ -103,7 +103,9 @@ impl Intake {
             .create_with_context(IntakeContext {
                 events: events.clone(),
             })
-            .kafka(format!("creating consumer for `{topic}` in group `{group}`"))?;
+            .kafka(format!(
+                "creating consumer for `{topic}` in group `{group}`"
+            ))?;
         match mode {
             IntakeMode::Group => consumer
                 .subscribe(&[topic])

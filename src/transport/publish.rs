@@ -94,8 +94,9 @@ impl Publisher {
         partition: Option<i32>,
         payload: &[u8],
     ) -> Result<(), TransportError> {
-        let mut record = BaseRecord::<(), [u8], Box<u64>>::with_opaque_to(&self.topic, Box::new(tag))
-            .payload(payload);
+        let mut record =
+            BaseRecord::<(), [u8], Box<u64>>::with_opaque_to(&self.topic, Box::new(tag))
+                .payload(payload);
         if let Some(p) = partition {
             record = record.partition(p);
         }

@@ -44,10 +44,25 @@ impl ChainView {
             *counts.entry(*o).or_default() += 1;
         }
         let duplicated: Vec<_> = counts.iter().filter(|(_, &n)| n > 1).collect();
-        assert!(duplicated.is_empty(), "duplicated on the chain: {duplicated:?}");
-        let missing: Vec<_> = expected.iter().filter(|o| !counts.contains_key(o)).collect();
-        assert!(missing.is_empty(), "lost (not on the chain): {} e.g. {:?}", missing.len(), &missing[..missing.len().min(5)]);
-        assert_eq!(self.origins.len(), expected.len(), "unexpected extra transactions");
+        assert!(
+            duplicated.is_empty(),
+            "duplicated on the chain: {duplicated:?}"
+        );
+        let missing: Vec<_> = expected
+            .iter()
+            .filter(|o| !counts.contains_key(o))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "lost (not on the chain): {} e.g. {:?}",
+            missing.len(),
+            &missing[..missing.len().min(5)]
+        );
+        assert_eq!(
+            self.origins.len(),
+            expected.len(),
+            "unexpected extra transactions"
+        );
     }
 }
 
@@ -87,7 +102,10 @@ impl Ledger {
 
     /// Starts a node process; `extra` are more `kafkachain node` flags.
     pub fn node(&self, id: &str, extra: &[&str]) -> NodeProc {
-        let log_path = self.dir.path().join(format!("{id}.{}.log", rand::random::<u32>()));
+        let log_path = self
+            .dir
+            .path()
+            .join(format!("{id}.{}.log", rand::random::<u32>()));
         let log = File::create(&log_path).expect("creating node log");
         let mut command = Command::new(env!("CARGO_BIN_EXE_kafkachain"));
         command
@@ -109,10 +127,14 @@ impl Ledger {
             child: Some(child),
             log_path,
         };
-        support::wait_until(Duration::from_secs(60), &format!("node {id} to start"), || {
-            node.assert_alive();
-            node.log().contains("node running").then_some(())
-        });
+        support::wait_until(
+            Duration::from_secs(60),
+            &format!("node {id} to start"),
+            || {
+                node.assert_alive();
+                node.log().contains("node running").then_some(())
+            },
+        );
         node
     }
 
@@ -128,7 +150,9 @@ impl Ledger {
         .expect("producer");
         for i in 0..count {
             let payload = format!(r#"{{"from": "{from}", "to": "bob", "amount": {i}}}"#);
-            publisher.send(i as u64, partition, payload.as_bytes()).expect("send");
+            publisher
+                .send(i as u64, partition, payload.as_bytes())
+                .expect("send");
         }
         publisher.flush(Duration::from_secs(60)).expect("flush");
         let mut origins: Vec<Origin> = rx
@@ -145,8 +169,8 @@ impl Ledger {
 
     /// Writes raw records straight to the chain topic.
     pub fn publish_raw_blocks(&self, records: &[Vec<u8>]) {
-        let publisher =
-            Publisher::new(&self.kafka(), &self.topics.chain, Profile::Blocks, None).expect("producer");
+        let publisher = Publisher::new(&self.kafka(), &self.topics.chain, Profile::Blocks, None)
+            .expect("producer");
         for (i, r) in records.iter().enumerate() {
             publisher.send(i as u64, None, r).expect("send");
         }
@@ -157,8 +181,12 @@ impl Ledger {
     pub fn replay(&self) -> (ChainState, ChainView) {
         let mut chain = ChainState::new();
         let mut view = ChainView::default();
-        read_to_end(&self.kafka(), &self.topics.chain, 0, Duration::from_secs(30), |record| {
-            match chain.apply(&record.payload) {
+        read_to_end(
+            &self.kafka(),
+            &self.topics.chain,
+            0,
+            Duration::from_secs(30),
+            |record| match chain.apply(&record.payload) {
                 Ok(block) => {
                     view.origins.extend(&block.origins);
                     view.user_txs += (block.tx_count - usize::from(block.miner.is_some())) as u64;
@@ -167,9 +195,11 @@ impl Ledger {
                     }
                 }
                 Err(d) if d.is_stale() => view.stale += 1,
-                Err(d) => view.invalid.push(format!("offset {}: {}", record.offset, d.reason)),
-            }
-        })
+                Err(d) => view
+                    .invalid
+                    .push(format!("offset {}: {}", record.offset, d.reason)),
+            },
+        )
         .expect("reading the chain topic");
         view.height = chain.height();
         view.tip = chain.tip().map(|t| t.hash.to_string()).unwrap_or_default();
@@ -213,24 +243,40 @@ impl NodeProc {
                 && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
                     .unwrap_or_default()
                     .contains(") Z ");
-            assert!(alive, "node {} exited early; its log:\n{}", self.id, self.log());
+            assert!(
+                alive,
+                "node {} exited early; its log:\n{}",
+                self.id,
+                self.log()
+            );
         }
     }
 
     /// SIGTERM, then wait for a clean exit; returns the final log.
     pub fn terminate(&mut self) -> String {
         if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
             let deadline = Instant::now() + Duration::from_secs(30);
             loop {
                 match child.try_wait() {
                     Ok(Some(status)) => {
-                        assert!(status.success(), "node {} exited with {status}; log:\n{}", self.id, self.log());
+                        assert!(
+                            status.success(),
+                            "node {} exited with {status}; log:\n{}",
+                            self.id,
+                            self.log()
+                        );
                         break;
                     }
                     _ if Instant::now() > deadline => {
                         let _ = child.kill();
-                        panic!("node {} did not stop on SIGTERM; log:\n{}", self.id, self.log());
+                        panic!(
+                            "node {} did not stop on SIGTERM; log:\n{}",
+                            self.id,
+                            self.log()
+                        );
                     }
                     _ => std::thread::sleep(Duration::from_millis(50)),
                 }
@@ -250,7 +296,10 @@ impl NodeProc {
     /// The tip the node reported when it stopped (after [`terminate`]).
     pub fn reported_tip(&self) -> Option<String> {
         let log = self.log();
-        let line = log.lines().rev().find(|l| l.contains(" stopped: height "))?;
+        let line = log
+            .lines()
+            .rev()
+            .find(|l| l.contains(" stopped: height "))?;
         let tip = line.split(", tip ").nth(1)?.split(',').next()?;
         Some(tip.trim().to_string())
     }
