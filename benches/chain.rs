@@ -1,4 +1,279 @@
-use criterion::{criterion_group, criterion_main, Criterion};
-fn noop(_c: &mut Criterion) {}
-criterion_group!(benches, noop);
-criterion_main!(benches);
+//! Chain-core benchmarks (BENCHMARKS.md, "Chain core").
+//!
+//!   cargo bench --bench chain                 criterion: block hash, replay, PoW
+//!   cargo bench --bench chain -- compare      side by side with python3 running the
+//!                                             tutorial's code (python/tutorial_bench.py)
+//!
+//! Both replay the same file, fixtures/bench_seed_chain.jsonl: 1000 blocks of 4
+//! transactions mined by the tutorial's own node (Python's `json.dumps(block)`, so
+//! keys unsorted: our re-serialising path). Its canonical re-encoding (what our
+//! node publishes: the hash-the-bytes fast path) and a v2 chain are measured too.
+
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, Criterion, Throughput};
+use kafkachain::chain::canonical::to_canonical;
+use kafkachain::chain::pow::v2_header;
+use kafkachain::chain::{
+    genesis, parse_submitted, BlockHash, BlockTemplate, Canonicalizer, ChainState, MerkleRoot,
+    Miner, Origin, Rules, Transaction, Work,
+};
+use serde_json::Number;
+
+fn seed_chain() -> Vec<Vec<u8>> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/bench_seed_chain.jsonl");
+    let text = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+fn canonical_copy(chain: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    chain
+        .iter()
+        .map(|l| to_canonical(l).expect("bench chain is JSON"))
+        .collect()
+}
+
+/// A v2 chain of 4-transaction blocks (difficulty 8: replay cost does not depend on it).
+fn v2_chain(blocks: usize) -> Vec<Vec<u8>> {
+    let rules = Rules::V2 { difficulty: 8 };
+    let mut state = ChainState::new();
+    let g = genesis(rules, 1_764_079_200.5);
+    state.apply(&g).unwrap();
+    let mut out = vec![g];
+    let miner = Miner::all_cores();
+    let mut offset = 0;
+    for b in 0..blocks {
+        let mut txs = Vec::new();
+        for k in 0..3 {
+            let msg = format!(r#"{{"from": "alice", "to": "bob", "amount": {}}}"#, k + 1);
+            let sub = parse_submitted(msg.as_bytes()).unwrap();
+            txs.push(Transaction::from_submitted(
+                &sub,
+                Origin {
+                    partition: 0,
+                    offset,
+                },
+            ));
+            offset += 1;
+        }
+        txs.push(Transaction::reward("node-1", &Number::from(1)));
+        let tip = state.tip().unwrap().clone();
+        let t = BlockTemplate::new(&tip, rules, 1_764_079_201.0 + b as f64 * 1.37, &txs);
+        let m = miner.mine(&t.work(), &AtomicBool::new(false)).unwrap();
+        let block = t.seal(m.nonce);
+        state.apply(&block).unwrap();
+        out.push(block);
+    }
+    out
+}
+
+fn replay(chain: &[Vec<u8>]) -> u64 {
+    let mut state = ChainState::new();
+    for record in chain {
+        let _ = black_box(state.apply(record));
+    }
+    assert_eq!(
+        state.height(),
+        chain.len() as u64,
+        "bench chain must replay fully"
+    );
+    state.height()
+}
+
+fn seed_work() -> Work {
+    Work::seed(b"35293")
+}
+
+fn v2_work() -> Work {
+    Work::v2(
+        &v2_header(
+            7,
+            &BlockHash([3; 32]),
+            1_764_079_200.25,
+            &MerkleRoot([5; 32]),
+            0,
+        ),
+        64,
+    )
+}
+
+const POW_ATTEMPTS: u64 = 1 << 21;
+
+fn bench_hash(c: &mut Criterion) {
+    let chain = seed_chain();
+    let python_block = chain[chain.len() / 2].clone();
+    let canonical_block = to_canonical(&python_block).unwrap();
+    let mut g = c.benchmark_group("block_hash");
+    g.throughput(Throughput::Elements(1));
+    let mut canon = Canonicalizer::new();
+    g.bench_function("seed_4tx_canonical_bytes", |b| {
+        b.iter(|| canon.sha256(black_box(&canonical_block)).unwrap())
+    });
+    g.bench_function("seed_4tx_python_format", |b| {
+        b.iter(|| canon.sha256(black_box(&python_block)).unwrap())
+    });
+    g.finish();
+}
+
+fn bench_replay(c: &mut Criterion) {
+    let python_format = seed_chain();
+    let canonical = canonical_copy(&python_format);
+    let v2 = v2_chain(1000);
+    let mut g = c.benchmark_group("replay");
+    for (name, chain) in [
+        ("seed_python_format", &python_format),
+        ("seed_canonical", &canonical),
+        ("v2_canonical", &v2),
+    ] {
+        g.throughput(Throughput::Elements(chain.len() as u64));
+        g.bench_function(name, |b| b.iter(|| replay(chain)));
+    }
+    g.finish();
+}
+
+fn bench_pow(c: &mut Criterion) {
+    let mut g = c.benchmark_group("pow");
+    g.sample_size(10);
+    let all = Miner::all_cores();
+    for (name, work) in [("seed", seed_work()), ("v2", v2_work())] {
+        for miner in [Miner::new(1), all.clone()] {
+            g.throughput(Throughput::Elements(POW_ATTEMPTS * miner.threads() as u64));
+            g.bench_function(format!("{name}_{}_threads", miner.threads()), |b| {
+                b.iter(|| miner.grind(&work, POW_ATTEMPTS))
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_hash, bench_replay, bench_pow);
+
+/// Best-of-`runs` rate of `f`, which performs `units` units of work per call.
+fn rate(runs: usize, min: Duration, units: u64, mut f: impl FnMut()) -> f64 {
+    let mut best = 0f64;
+    for _ in 0..runs {
+        let start = Instant::now();
+        let mut done = 0u64;
+        while start.elapsed() < min {
+            f();
+            done += units;
+        }
+        best = best.max(done as f64 / start.elapsed().as_secs_f64());
+    }
+    best
+}
+
+/// Rust and python3 side by side, measured in one run on this machine.
+fn compare() {
+    let python_format = seed_chain();
+    let canonical = canonical_copy(&python_format);
+    let v2 = v2_chain(1000);
+    let n = python_format.len() as u64;
+    let one = Miner::new(1);
+    let all = Miner::all_cores();
+    let attempts = 1 << 20;
+    let second = Duration::from_secs(1);
+    let rust = [
+        (
+            "pow seed, 1 thread (hashes/s)",
+            rate(3, second, attempts, || {
+                black_box(one.grind(&seed_work(), attempts));
+            }),
+        ),
+        (
+            "pow seed, all threads (hashes/s)",
+            rate(3, second, attempts * all.threads() as u64, || {
+                black_box(all.grind(&seed_work(), attempts));
+            }),
+        ),
+        (
+            "pow v2, 1 thread (hashes/s)",
+            rate(3, second, attempts, || {
+                black_box(one.grind(&v2_work(), attempts));
+            }),
+        ),
+        (
+            "pow v2, all threads (hashes/s)",
+            rate(3, second, attempts * all.threads() as u64, || {
+                black_box(all.grind(&v2_work(), attempts));
+            }),
+        ),
+        (
+            "replay seed, python format (blocks/s)",
+            rate(3, second, n, || {
+                black_box(replay(&python_format));
+            }),
+        ),
+        (
+            "replay seed, canonical (blocks/s)",
+            rate(3, second, n, || {
+                black_box(replay(&canonical));
+            }),
+        ),
+        (
+            "replay v2, canonical (blocks/s)",
+            rate(3, second, v2.len() as u64, || {
+                black_box(replay(&v2));
+            }),
+        ),
+    ];
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/tutorial_bench.py");
+    let py = Command::new("python3")
+        .arg(&script)
+        .args(["--json", "--seconds", "3"])
+        .output();
+    let py: Option<serde_json::Value> = match py {
+        Ok(out) if out.status.success() => serde_json::from_slice(&out.stdout).ok(),
+        Ok(out) => {
+            eprintln!(
+                "python3 {} failed: {}",
+                script.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            None
+        }
+        Err(e) => {
+            eprintln!("cannot run python3: {e}");
+            None
+        }
+    };
+    let py_pow = py.as_ref().and_then(|v| v["pow_hashes_per_s"].as_f64());
+    let py_replay = py.as_ref().and_then(|v| v["replay_blocks_per_s"].as_f64());
+    println!("threads available: {}", all.threads());
+    println!(
+        "{:<40} {:>14} {:>14} {:>9}",
+        "measure", "rust", "python3", "ratio"
+    );
+    for (name, r) in rust {
+        let p = if name.starts_with("pow seed") {
+            py_pow
+        } else if name.starts_with("replay seed") {
+            py_replay
+        } else {
+            None
+        };
+        match p {
+            Some(p) => println!("{name:<40} {r:>14.0} {p:>14.0} {:>8.1}x", r / p),
+            None => println!("{name:<40} {r:>14.0} {:>14} {:>9}", "-", "-"),
+        }
+    }
+    if let Some(v) = py {
+        println!("python: {v}");
+    }
+}
+
+fn main() {
+    if std::env::args().skip(1).any(|a| a == "compare") {
+        compare();
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -174,19 +174,57 @@ pub(crate) fn python_str(
     Ok(())
 }
 
-/// The origin `{"offset": o, "partition": p}` of transaction object `tx`.
-/// `Ok(None)`: no origin. Strict mode rejects malformed origins; lenient mode (seed,
-/// where Python never looks at them) ignores them.
+/// Node indexes of a transaction's fields, found in one pass over its members.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct TxFields {
+    pub sender: Option<usize>,
+    pub recipient: Option<usize>,
+    pub amount: Option<usize>,
+    pub origin: Option<usize>,
+}
+
+impl TxFields {
+    pub fn read(tape: &Tape, s: &[u8], tx: usize) -> Self {
+        let mut f = TxFields::default();
+        let mut decoded = Vec::new();
+        for (k, v) in tape.members(tx) {
+            let name: &[u8] = if tape.node(k).escaped {
+                decoded.clear();
+                decode_string(tape.raw(s, k), &mut decoded);
+                &decoded
+            } else {
+                tape.raw(s, k)
+            };
+            match name {
+                b"sender" => f.sender = Some(v),
+                b"recipient" => f.recipient = Some(v),
+                b"amount" => f.amount = Some(v),
+                b"origin" => f.origin = Some(v),
+                _ => {}
+            }
+        }
+        f
+    }
+
+    /// The recipient of the block reward (sender `"0"`), if this is one.
+    pub fn reward_recipient(&self, tape: &Tape, s: &[u8]) -> Option<String> {
+        if !string_is(tape, s, self.sender?, b"0") {
+            return None;
+        }
+        string_value(tape, s, self.recipient?)
+    }
+}
+
+/// The origin `{"offset": o, "partition": p}` at node `o` of transaction number `at`.
+/// Strict mode rejects a malformed origin; lenient mode (seed, where Python never
+/// looks at it) ignores it.
 pub(crate) fn tx_origin(
     tape: &Tape,
     s: &[u8],
-    tx: usize,
+    o: usize,
     at: usize,
     strict: bool,
 ) -> Result<Option<Origin>, RuleError> {
-    let Some(o) = tape.get(s, tx, "origin") else {
-        return Ok(None);
-    };
     let bad = |what: &str, expected: &'static str| RuleError::WrongType {
         field: format!("transactions[{at}].origin{what}"),
         expected,
@@ -198,14 +236,15 @@ pub(crate) fn tx_origin(
             Ok(None)
         };
     }
-    let partition = tape
-        .get(s, o, "partition")
-        .and_then(|p| as_i64(tape, s, p))
-        .and_then(|p| i32::try_from(p).ok());
-    let offset = tape
-        .get(s, o, "offset")
-        .and_then(|p| as_i64(tape, s, p))
-        .filter(|o| *o >= 0);
+    let (mut partition, mut offset) = (None, None);
+    for (k, v) in tape.members(o) {
+        let n = tape.node(k);
+        if key_is(s, n, b"partition") {
+            partition = as_i64(tape, s, v).and_then(|p| i32::try_from(p).ok());
+        } else if key_is(s, n, b"offset") {
+            offset = as_i64(tape, s, v).filter(|o| *o >= 0);
+        }
+    }
     match (partition, offset) {
         (Some(partition), Some(offset)) => {
             if strict && tape.node(o).len != 2 {
@@ -217,13 +256,4 @@ pub(crate) fn tx_origin(
         (None, _) => Err(bad(".partition", "a 32-bit integer")),
         (_, None) => Err(bad(".offset", "a non-negative 64-bit integer")),
     }
-}
-
-/// The recipient of the block reward (sender `"0"`), if transaction `tx` is one.
-pub(crate) fn reward_recipient(tape: &Tape, s: &[u8], tx: usize) -> Option<String> {
-    let sender = tape.get(s, tx, "sender")?;
-    if !string_is(tape, s, sender, b"0") {
-        return None;
-    }
-    string_value(tape, s, tape.get(s, tx, "recipient")?)
 }

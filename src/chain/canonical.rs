@@ -124,17 +124,6 @@ impl Tape {
         }
     }
 
-    /// The value of `key` in object `obj`; the last one wins, as in a Python dict.
-    pub fn get(&self, s: &[u8], obj: usize, key: &str) -> Option<usize> {
-        let mut found = None;
-        for (k, v) in self.members(obj) {
-            if key_is(s, &self.nodes[k], key.as_bytes()) {
-                found = Some(v);
-            }
-        }
-        found
-    }
-
     /// Raw bytes of a node's span.
     pub fn raw<'a>(&self, s: &'a [u8], idx: usize) -> &'a [u8] {
         let n = &self.nodes[idx];
@@ -295,6 +284,17 @@ fn key_cmp_buf(s: &[u8], a: &Node, b: &Node, ba: &mut Vec<u8>, bb: &mut Vec<u8>)
     decode_string(rb, bb);
     ba.as_slice().cmp(bb.as_slice())
 }
+
+/// Bytes that stand for themselves in a canonical string: printable ASCII but `"` and `\\`.
+const PLAIN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0x20;
+    while b < 0x7f {
+        t[b] = b != b'"' as usize && b != b'\\' as usize;
+        b += 1;
+    }
+    t
+};
 
 struct Parser<'a, 't> {
     s: &'a [u8],
@@ -495,13 +495,8 @@ impl Parser<'_, '_> {
         let mut non_ascii = false;
         loop {
             // Fast path: a run of plain printable ASCII.
-            while self.i < s.len() {
-                let b = s[self.i];
-                if (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\' {
-                    self.i += 1;
-                } else {
-                    break;
-                }
+            while self.i < s.len() && PLAIN[s[self.i] as usize] {
+                self.i += 1;
             }
             let Some(&b) = s.get(self.i) else {
                 return Err(self.err("unterminated string"));

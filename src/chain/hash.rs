@@ -20,21 +20,32 @@ pub(crate) fn decode_lower_hex(s: &[u8]) -> Option<[u8; 32]> {
         return None;
     }
     let mut out = [0u8; 32];
-    for (i, pair) in s.chunks_exact(2).enumerate() {
-        let hi = lower_hex_val(pair[0])?;
-        let lo = lower_hex_val(pair[1])?;
-        out[i] = (hi << 4) | lo;
+    // Branch-free: accumulate an "invalid" bit over all digits, check once.
+    let mut bad = 0u8;
+    for (o, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
+        let hi = HEX_VAL[pair[0] as usize];
+        let lo = HEX_VAL[pair[1] as usize];
+        bad |= hi | lo;
+        *o = (hi << 4) | (lo & 0x0f);
     }
-    Some(out)
+    (bad & 0x80 == 0).then_some(out)
 }
 
-fn lower_hex_val(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        _ => None,
+/// Value of each lowercase hex digit; 0x80 marks anything else.
+const HEX_VAL: [u8; 256] = {
+    let mut t = [0x80u8; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
     }
-}
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
 
 /// Writes the lowercase hex of `bytes` into `out` without allocating.
 pub(crate) fn write_hex(bytes: &[u8; 32], out: &mut Vec<u8>) {

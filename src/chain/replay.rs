@@ -12,7 +12,7 @@ use std::fmt;
 use sha2::{Digest, Sha256};
 
 use super::block::{
-    as_f64, as_hash, as_u64, describe, python_str, reward_recipient, string_is, tx_origin, Fields,
+    as_f64, as_hash, as_u64, describe, python_str, string_is, tx_origin, Fields, TxFields,
 };
 use super::canonical::{Canonicalizer, Kind, Tape};
 use super::hash::{BlockHash, MerkleRoot};
@@ -396,10 +396,11 @@ fn lenient_txs(tape: &Tape, s: &[u8], txs: Option<usize>) -> (Vec<Origin>, Optio
         if tape.node(tx).kind != Kind::Object {
             continue;
         }
-        if let Ok(Some(o)) = tx_origin(tape, s, tx, i, false) {
+        let tf = TxFields::read(tape, s, tx);
+        if let Some(Ok(Some(o))) = tf.origin.map(|o| tx_origin(tape, s, o, i, false)) {
             origins.push(o);
         }
-        if let Some(r) = reward_recipient(tape, s, tx) {
+        if let Some(r) = tf.reward_recipient(tape, s) {
             miner = Some(r);
         }
     }
@@ -468,21 +469,16 @@ fn parse_v2(
                 expected: "an object",
             });
         }
-        for (name, ok) in [
-            (
-                "sender",
-                tape.get(s, tx, "sender")
-                    .map(|v| tape.node(v).kind == Kind::Str),
-            ),
-            (
-                "recipient",
-                tape.get(s, tx, "recipient")
-                    .map(|v| tape.node(v).kind == Kind::Str),
-            ),
+        let tf = TxFields::read(tape, s, tx);
+        let is =
+            |slot: Option<usize>, kinds: &[Kind]| slot.map(|v| kinds.contains(&tape.node(v).kind));
+        for (name, ok, expected) in [
+            ("sender", is(tf.sender, &[Kind::Str]), "a string"),
+            ("recipient", is(tf.recipient, &[Kind::Str]), "a string"),
             (
                 "amount",
-                tape.get(s, tx, "amount")
-                    .map(|v| matches!(tape.node(v).kind, Kind::Int | Kind::Float)),
+                is(tf.amount, &[Kind::Int, Kind::Float]),
+                "a number",
             ),
         ] {
             match ok {
@@ -490,20 +486,18 @@ fn parse_v2(
                 Some(false) => {
                     return Err(RuleError::WrongType {
                         field: format!("transactions[{i}].{name}"),
-                        expected: if name == "amount" {
-                            "a number"
-                        } else {
-                            "a string"
-                        },
+                        expected,
                     })
                 }
                 Some(true) => {}
             }
         }
-        if let Some(o) = tx_origin(tape, s, tx, i, true)? {
-            origins.push(o);
+        if let Some(o) = tf.origin {
+            if let Some(o) = tx_origin(tape, s, o, i, true)? {
+                origins.push(o);
+            }
         }
-        if let Some(r) = reward_recipient(tape, s, tx) {
+        if let Some(r) = tf.reward_recipient(tape, s) {
             miner = Some(r);
         }
         let leaf = if tape.canonical {
