@@ -251,11 +251,23 @@ impl Iterator for Items<'_> {
 pub(crate) fn key_is(s: &[u8], n: &Node, key: &[u8]) -> bool {
     let raw = &s[n.start as usize..n.end as usize];
     if !n.escaped {
-        return raw == key;
+        return raw.len() == key.len() && short_cmp(raw, key) == Ordering::Equal;
     }
     let mut buf = Vec::new();
     decode_string(raw, &mut buf);
     buf == key
+}
+
+/// Byte-wise comparison for short keys: they usually differ in the first byte, so
+/// an inline loop beats a call into `memcmp`.
+#[inline]
+fn short_cmp(a: &[u8], b: &[u8]) -> Ordering {
+    for (x, y) in a.iter().zip(b) {
+        if x != y {
+            return x.cmp(y);
+        }
+    }
+    a.len().cmp(&b.len())
 }
 
 /// Python compares `str` by code point; WTF-8 (UTF-8 that also encodes lone
@@ -264,7 +276,7 @@ fn key_cmp(s: &[u8], a: &Node, b: &Node) -> Ordering {
     let ra = &s[a.start as usize..a.end as usize];
     let rb = &s[b.start as usize..b.end as usize];
     if !a.escaped && !b.escaped {
-        return ra.cmp(rb);
+        return short_cmp(ra, rb);
     }
     let (mut da, mut db) = (Vec::new(), Vec::new());
     decode_string(ra, &mut da);
@@ -276,7 +288,7 @@ fn key_cmp_buf(s: &[u8], a: &Node, b: &Node, ba: &mut Vec<u8>, bb: &mut Vec<u8>)
     let ra = &s[a.start as usize..a.end as usize];
     let rb = &s[b.start as usize..b.end as usize];
     if !a.escaped && !b.escaped {
-        return ra.cmp(rb);
+        return short_cmp(ra, rb);
     }
     ba.clear();
     bb.clear();

@@ -100,9 +100,11 @@ mod tests {
         assert_eq!(tx.amount.to_string(), "1.50");
     }
 
+    type Case = (&'static [u8], fn(&IntakeError) -> bool);
+
     #[test]
     fn rejects_bad_records() {
-        let cases: &[(&[u8], fn(&IntakeError) -> bool)] = &[
+        let cases: &[Case] = &[
             (b"{", |e| matches!(e, IntakeError::Json(_))),
             (b"[1]", |e| matches!(e, IntakeError::NotAnObject)),
             (br#"{"to":"b","amount":1}"#, |e| {
