@@ -1052,6 +1052,9 @@ mod tests {
         ] {
             assert!(to_canonical(bad.as_bytes()).is_err(), "{bad:?}");
         }
+        let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert!(to_canonical(deep(MAX_DEPTH).as_bytes()).is_ok());
+        assert!(to_canonical(deep(MAX_DEPTH + 1).as_bytes()).is_err());
         let big = "9".repeat(4301);
         assert!(to_canonical(big.as_bytes()).is_err());
         assert!(to_canonical("9".repeat(4300).as_bytes()).is_ok());

@@ -101,6 +101,7 @@ pub struct ChainState {
 /// A v2 block's checked content.
 struct V2Block {
     index: u64,
+    nonce: u64,
     previous: BlockHash,
     timestamp: f64,
     hash: BlockHash,
@@ -201,6 +202,7 @@ impl ChainState {
                     return Err(RuleError::BadGenesis("a v2 genesis has proof 0".into()));
                 }
                 self.rules = Some(Rules::V2 { difficulty });
+                self.set_proof(b.nonce);
                 self.insert_origins(&b.origins);
                 Ok(self.advance(b.index, b.hash, b.timestamp, b.origins, b.miner, b.tx_count))
             }
@@ -243,8 +245,8 @@ impl ChainState {
         if !seed_valid_proof(tip.proof.as_bytes(), &self.proof) {
             return Err(RuleError::BadProof(format!(
                 "sha256(\"{}\" + \"{}\") does not start with 0000",
-                tip.proof.escape_debug(),
-                String::from_utf8_lossy(&self.proof).escape_debug()
+                shorten(&tip.proof).escape_debug(),
+                shorten(&String::from_utf8_lossy(&self.proof)).escape_debug()
             )));
         }
         let index = f
@@ -308,8 +310,16 @@ impl ChainState {
                 return Err(RuleError::DuplicateOrigin(*o));
             }
         }
+        self.set_proof(b.nonce);
         self.insert_origins(&b.origins);
         Ok(self.advance(b.index, b.hash, b.timestamp, b.origins, b.miner, b.tx_count))
+    }
+
+    /// v2 tips record their nonce as the proof string (seed tips: Python's `str(proof)`).
+    fn set_proof(&mut self, nonce: u64) {
+        use std::io::Write as _;
+        self.proof.clear();
+        let _ = write!(self.proof, "{nonce}");
     }
 
     fn insert_origins(&mut self, origins: &[Origin]) {
@@ -354,6 +364,15 @@ impl ChainState {
             origins,
             miner,
         }
+    }
+}
+
+/// At most 80 characters of `text`, for error messages.
+fn shorten(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.chars().count() <= 80 {
+        text.into()
+    } else {
+        format!("{}...", text.chars().take(77).collect::<String>()).into()
     }
 }
 
@@ -517,6 +536,7 @@ fn parse_v2(
     let previous = BlockHash(previous);
     let hash = v2_header_hash(&v2_header(index, &previous, timestamp, &claimed, nonce));
     Ok(V2Block {
+        nonce,
         index,
         previous,
         timestamp,
@@ -525,4 +545,172 @@ fn parse_v2(
         tx_count,
         miner,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+
+    use serde_json::Number;
+
+    use super::*;
+    use crate::chain::{genesis, parse_submitted, BlockTemplate, Miner, Transaction, Work};
+
+    const RULES: Rules = Rules::V2 { difficulty: 6 };
+
+    fn tx(offset: i64) -> Transaction {
+        let sub = parse_submitted(br#"{"from": "a", "to": "b", "amount": 1}"#).unwrap();
+        Transaction::from_submitted(
+            &sub,
+            Origin {
+                partition: 0,
+                offset,
+            },
+        )
+    }
+
+    fn mined(tip: &Tip, ts: f64, txs: &[Transaction]) -> Vec<u8> {
+        let t = BlockTemplate::new(tip, RULES, ts, txs);
+        let m = Miner::new(1)
+            .mine(&t.work(), &AtomicBool::new(false))
+            .unwrap();
+        t.seal(m.nonce)
+    }
+
+    fn v2_state() -> ChainState {
+        let mut s = ChainState::new();
+        s.apply(&genesis(RULES, 10.0)).unwrap();
+        s
+    }
+
+    fn reason(s: &mut ChainState, block: &[u8]) -> RuleError {
+        s.apply(block).unwrap_err().reason
+    }
+
+    #[test]
+    fn v2_rejects_reused_origins() {
+        let mut s = v2_state();
+        let b = mined(
+            s.tip().unwrap(),
+            11.0,
+            &[tx(5), Transaction::reward("n", &Number::from(1))],
+        );
+        s.apply(&b).unwrap();
+        assert!(s.contains_origin(Origin {
+            partition: 0,
+            offset: 5
+        }));
+        let again = mined(s.tip().unwrap(), 12.0, &[tx(5)]);
+        assert_eq!(
+            reason(&mut s, &again),
+            RuleError::DuplicateOrigin(Origin {
+                partition: 0,
+                offset: 5
+            })
+        );
+        let twice = mined(s.tip().unwrap(), 12.0, &[tx(6), tx(6)]);
+        assert_eq!(
+            reason(&mut s, &twice),
+            RuleError::DuplicateOrigin(Origin {
+                partition: 0,
+                offset: 6
+            })
+        );
+        assert_eq!(s.height(), 2);
+    }
+
+    #[test]
+    fn v2_rejects_time_travel_and_unknown_fields() {
+        let mut s = v2_state();
+        let mut early = s.tip().unwrap().clone();
+        early.timestamp = 5.0;
+        let b = mined(&early, 5.0, &[]);
+        assert!(matches!(
+            reason(&mut s, &b),
+            RuleError::TimestampBackwards { .. }
+        ));
+        let good = mined(s.tip().unwrap(), 11.0, &[]);
+        let mut extra = good[..good.len() - 1].to_vec();
+        extra.extend_from_slice(br#", "zz": 1}"#);
+        assert!(
+            matches!(reason(&mut s, &extra), RuleError::UnknownField(f) if f.starts_with("zz"))
+        );
+        s.apply(&good).unwrap();
+        assert!(s.tip().unwrap().proof_str().parse::<u64>().is_ok());
+    }
+
+    #[test]
+    fn genesis_rules() {
+        let mut s = ChainState::new();
+        assert!(matches!(
+            reason(&mut s, br#"{"index": 2, "proof": 1, "previous_hash": 1}"#),
+            RuleError::NoGenesis(_)
+        ));
+        assert!(
+            matches!(reason(&mut s, br#"{"index": 1, "rules": "v3"}"#), RuleError::UnknownRules(r) if r == "\"v3\"")
+        );
+        let no_difficulty = String::from_utf8(genesis(RULES, 1.0))
+            .unwrap()
+            .replace("\"difficulty\": 6, ", "");
+        assert_eq!(
+            reason(&mut s, no_difficulty.as_bytes()),
+            RuleError::MissingField("difficulty".into())
+        );
+        assert_eq!(s.height(), 0);
+        s.apply(&genesis(Rules::Seed, 1.0)).unwrap();
+        assert_eq!(s.rules(), Some(Rules::Seed));
+        assert_eq!(s.tip().unwrap().proof_str(), "100");
+    }
+
+    /// Python's `f'{last_proof}{proof}'` uses `str()`: strings as themselves,
+    /// floats as `repr`, booleans as `True`.
+    #[test]
+    fn seed_proof_uses_python_str() {
+        for (proof_json, python_str) in [
+            (r#""abc""#, "abc"),
+            ("1.50", "1.5"),
+            ("1e16", "1e+16"),
+            ("true", "True"),
+        ] {
+            let g = format!(
+                r#"{{"index": 1, "previous_hash": 1, "proof": {proof_json}, "timestamp": 0, "transactions": []}}"#
+            );
+            let mut s = ChainState::new();
+            s.apply(g.as_bytes()).unwrap();
+            let tip = s.tip().unwrap().clone();
+            assert_eq!(tip.proof_str(), python_str);
+            let m = Miner::new(2)
+                .mine(&Work::seed(python_str.as_bytes()), &AtomicBool::new(false))
+                .unwrap();
+            let block = format!(
+                r#"{{"index": 2, "previous_hash": "{}", "proof": {}}}"#,
+                tip.hash, m.nonce
+            );
+            s.apply(block.as_bytes()).unwrap();
+            let wrong = format!(
+                r#"{{"previous_hash": "{}", "proof": {}}}"#,
+                s.tip().unwrap().hash,
+                m.nonce
+            );
+            assert!(matches!(
+                reason(&mut s, wrong.as_bytes()),
+                RuleError::BadProof(_) | RuleError::BadLink { .. }
+            ));
+        }
+        let mut s = ChainState::new();
+        s.apply(br#"{"index": 1, "previous_hash": 1, "proof": [1]}"#)
+            .unwrap_err();
+        let mut s2 = ChainState::new();
+        assert!(matches!(
+            reason(
+                &mut s2,
+                br#"{"index": 1, "previous_hash": 1, "proof": [1]}"#
+            ),
+            RuleError::UnsupportedProof(_)
+        ));
+        assert!(matches!(
+            reason(&mut s, b"{\"index\": 1"),
+            RuleError::Json(_)
+        ));
+    }
 }
