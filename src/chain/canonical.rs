@@ -693,42 +693,71 @@ pub(crate) fn write_py_str_float(x: f64, out: &mut Vec<u8>) {
 }
 
 fn write_py_repr_finite(x: f64, out: &mut Vec<u8>) {
-    // Rust's `{:e}` prints the shortest round-trip digits, like Python's repr;
-    // only the layout differs.
-    let mut buf = [0u8; 40];
-    let len = {
-        let mut cur = std::io::Cursor::new(&mut buf[..]);
-        // 40 bytes always suffice for `{:e}` of an f64.
-        let _ = write!(cur, "{x:e}");
-        cur.position() as usize
-    };
-    let text = &buf[..len];
+    // Ryu prints the shortest round-trip digits, as Python's repr does; only the
+    // layout differs, so reduce its output to digits and a decimal exponent.
+    let mut buf = ryu::Buffer::new();
+    let text = buf.format_finite(x).as_bytes();
     let (neg, text) = match text.split_first() {
         Some((b'-', rest)) => (true, rest),
         _ => (false, text),
     };
-    let epos = text.iter().position(|&b| b == b'e').unwrap_or(text.len());
+    let epos = text
+        .iter()
+        .position(|&b| b == b'e' || b == b'E')
+        .unwrap_or(text.len());
     let mut digits = [0u8; 24];
     let mut k = 0;
+    // Decimal exponent of the first significant digit, counted from the mantissa text.
+    let mut int_len: i32 = 0;
+    let mut seen_point = false;
+    let mut leading_zeros_after_point: i32 = 0;
     for &d in &text[..epos] {
-        if d != b'.' {
-            digits[k] = d;
-            k += 1;
+        if d == b'.' {
+            seen_point = true;
+        } else if k == 0 && d == b'0' {
+            if seen_point {
+                leading_zeros_after_point += 1;
+            }
+        } else {
+            if !seen_point {
+                int_len += 1;
+            }
+            if k < digits.len() {
+                digits[k] = d;
+                k += 1;
+            }
         }
     }
-    let digits = &digits[..k];
+    while k > 1 && digits[k - 1] == b'0' {
+        k -= 1;
+    }
+    if k == 0 {
+        digits[0] = b'0';
+        k = 1;
+    }
+    let mut e: i32 = 0;
     let exp_text = &text[(epos + 1).min(text.len())..];
     let (eneg, exp_digits) = match exp_text.split_first() {
         Some((b'-', rest)) => (true, rest),
+        Some((b'+', rest)) => (false, rest),
         _ => (false, exp_text),
     };
-    let mut n: i32 = 0;
     for &d in exp_digits {
-        n = n * 10 + (d - b'0') as i32;
+        e = e * 10 + (d - b'0') as i32;
     }
     if eneg {
-        n = -n;
+        e = -e;
     }
+    let first_nonzero_is_int = int_len > 0;
+    let mut n = if x == 0.0 {
+        0
+    } else if first_nonzero_is_int {
+        int_len - 1
+    } else {
+        -(leading_zeros_after_point + 1)
+    };
+    n += e;
+    let digits = &digits[..k];
     if neg {
         out.push(b'-');
     }
