@@ -180,14 +180,14 @@ impl Tape {
                 out.push(b']');
             }
             Kind::Str => {
-                let raw = &s[n.start as usize..n.end as usize];
-                out.push(b'"');
                 if n.canon {
-                    out.extend_from_slice(raw);
+                    // The span sits between its quotes in the input: copy them too.
+                    out.extend_from_slice(&s[n.start as usize - 1..n.end as usize + 1]);
                 } else {
-                    write_escaped_raw(raw, out);
+                    out.push(b'"');
+                    write_escaped_raw(&s[n.start as usize..n.end as usize], out);
+                    out.push(b'"');
                 }
-                out.push(b'"');
             }
             Kind::Int => {
                 let raw = &s[n.start as usize..n.end as usize];
