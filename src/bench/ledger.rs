@@ -94,18 +94,29 @@ fn start_node(
     let name = format!("bench-node-{index}");
     let log_path = dir.join(format!("{name}.log"));
     let log = std::fs::File::create(&log_path)?;
-    let threads = (std::thread::available_parallelism().map_or(1, |n| n.get()) / params.nodes).max(1);
+    let threads =
+        (std::thread::available_parallelism().map_or(1, |n| n.get()) / params.nodes).max(1);
     let mut command = Command::new(exe);
     command
         .arg("node")
         .args(["--brokers", &kafka.brokers])
-        .args(["--tx-topic", &names.transactions, "--chain-topic", &names.chain])
+        .args([
+            "--tx-topic",
+            &names.transactions,
+            "--chain-topic",
+            &names.chain,
+        ])
         .args(["--tx-partitions", &names.tx_partitions.to_string()])
         .args(["--partition", &index.to_string(), "--id", &name])
         .arg("--data-dir")
         .arg(dir.join(&name))
         .args(["--group", &format!("{}-group", names.transactions)])
-        .args(["--rules", &params.rules, "--difficulty", &params.difficulty.to_string()])
+        .args([
+            "--rules",
+            &params.rules,
+            "--difficulty",
+            &params.difficulty.to_string(),
+        ])
         .args(["--block-size", &params.block_size.to_string()])
         .args(["--block-timeout", &format!("{}ms", params.block_timeout_ms)])
         .args(["--threads", &threads.to_string()])
@@ -155,7 +166,9 @@ pub fn run(
         tx_partitions: params.nodes as i32,
     };
     topics::ensure_topics(kafka, &names)?;
-    let dir = tempfile::Builder::new().prefix("kafkachain-bench-nodes-").tempdir()?;
+    let dir = tempfile::Builder::new()
+        .prefix("kafkachain-bench-nodes-")
+        .tempdir()?;
     let mut nodes = Vec::new();
     for i in 0..params.nodes {
         nodes.push(start_node(exe, kafka, &names, i, params, dir.path())?);
@@ -184,7 +197,10 @@ pub fn run(
                     match chain.apply(&record.payload) {
                         Ok(block) => {
                             follower.blocks.fetch_add(1, Ordering::Relaxed);
-                            let mut seen = follower.seen.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+                            let mut seen = follower
+                                .seen
+                                .lock()
+                                .map_err(|_| anyhow::anyhow!("poisoned"))?;
                             for origin in &block.origins {
                                 seen.insert(*origin, now);
                             }
@@ -207,7 +223,12 @@ pub fn run(
 
     // Send, remembering when each tagged transaction left.
     let (reports_tx, reports) = crossbeam_channel::unbounded();
-    let publisher = Publisher::new(kafka, &names.transactions, Profile::Transactions, Some(reports_tx))?;
+    let publisher = Publisher::new(
+        kafka,
+        &names.transactions,
+        Profile::Transactions,
+        Some(reports_tx),
+    )?;
     let mut sent_at = Vec::with_capacity(params.txs as usize);
     let started = Instant::now();
     let mut checkpoint = None;
@@ -252,7 +273,8 @@ pub fn run(
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let node_memory_end: Vec<Option<Memory>> = nodes.iter().map(|n| Memory::of(n.child.id())).collect();
+    let node_memory_end: Vec<Option<Memory>> =
+        nodes.iter().map(|n| Memory::of(n.child.id())).collect();
     stop.store(true, Ordering::Relaxed);
     follow
         .join()
@@ -262,7 +284,10 @@ pub fn run(
         node.stop()?;
     }
 
-    let seen = follower.seen.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+    let seen = follower
+        .seen
+        .lock()
+        .map_err(|_| anyhow::anyhow!("poisoned"))?;
     let mut last_seen = started;
     let mut samples = Vec::with_capacity(seen.len());
     for (origin, at) in seen.iter() {

@@ -34,8 +34,12 @@ impl LocalBroker {
         let bin = find_tansu().ok_or_else(|| {
             anyhow::anyhow!("Tansu not found: run scripts/setup (or pass --brokers)")
         })?;
-        let dir = tempfile::Builder::new().prefix("kafkachain-bench-").tempdir()?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let dir = tempfile::Builder::new()
+            .prefix("kafkachain-bench-")
+            .tempdir()?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
         let bootstrap = format!("127.0.0.1:{port}");
         let log = std::fs::File::create(dir.path().join("tansu.log"))?;
         let child = Command::new(&bin)
@@ -59,11 +63,8 @@ impl LocalBroker {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let probe = topics::metadata_client(&config)?;
-            match rdkafka::consumer::Consumer::fetch_metadata(
-                &probe,
-                None,
-                Duration::from_secs(2),
-            ) {
+            match rdkafka::consumer::Consumer::fetch_metadata(&probe, None, Duration::from_secs(2))
+            {
                 Ok(_) => return Ok(broker),
                 Err(err) if Instant::now() > deadline => {
                     anyhow::bail!("local Tansu at {} did not answer: {err}", broker.bootstrap)

@@ -19,7 +19,11 @@ use serde::Serialize;
 
 /// Unique topic names so runs never interfere.
 pub fn unique(prefix: &str) -> String {
-    format!("bench-{prefix}-{}-{:08x}", std::process::id(), rand::random::<u32>())
+    format!(
+        "bench-{prefix}-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    )
 }
 
 /// Latency percentiles in milliseconds.

@@ -27,12 +27,7 @@ pub struct ReplayReport {
 
 /// Publishes a valid v2 chain of `blocks` blocks (plus genesis) with `txs` transactions
 /// each. Difficulty 4 keeps building quick; replay cost does not depend on it.
-fn build_chain(
-    kafka: &KafkaConfig,
-    topic: &str,
-    blocks: u64,
-    txs: usize,
-) -> anyhow::Result<u64> {
+fn build_chain(kafka: &KafkaConfig, topic: &str, blocks: u64, txs: usize) -> anyhow::Result<u64> {
     let publisher = Publisher::new(kafka, topic, Profile::Transactions, None)?;
     let mut state = ChainState::new();
     let genesis = chain::genesis(Rules::V2 { difficulty: 4 }, 1_700_000_000.0);
@@ -49,7 +44,13 @@ fn build_chain(
         let mut block_txs: Vec<Transaction> = (0..txs)
             .map(|_| {
                 offset += 1;
-                Transaction::from_submitted(&submitted, Origin { partition: 0, offset })
+                Transaction::from_submitted(
+                    &submitted,
+                    Origin {
+                        partition: 0,
+                        offset,
+                    },
+                )
             })
             .collect();
         block_txs.push(Transaction::reward("bench", &serde_json::Number::from(1)));

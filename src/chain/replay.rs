@@ -147,6 +147,17 @@ impl ChainState {
             .into());
         }
         let fields = Fields::read(&self.canon.tape, record);
+        let second_genesis = self.rules.is_some()
+            && fields
+                .index
+                .and_then(|i| as_u64(&self.canon.tape, record, i))
+                == Some(1)
+            && ChainState::new().apply(record).is_ok();
+        if second_genesis {
+            // Nodes that start on an empty topic race to publish the genesis block;
+            // the losers' copies are well-formed, just late.
+            return Err(RuleError::SecondGenesis.into());
+        }
         let result = match self.rules {
             None => self.apply_genesis(record, &fields),
             Some(Rules::Seed) => self.apply_seed(record, &fields),
@@ -192,6 +203,10 @@ impl ChainState {
                             }
                         })
                     })? as u32;
+                // The genesis hash is that of its whole canonical JSON, so it commits
+                // to the rules and the difficulty that the header does not carry.
+                // (Computed first: parse_v2 reuses the parse tape.)
+                let hash = canonical_hash(&mut self.canon, s);
                 let b = parse_v2(&mut self.canon, &mut self.leaves, s, f, true)?;
                 if b.previous != BlockHash::ZERO {
                     return Err(RuleError::BadGenesis(
@@ -204,7 +219,7 @@ impl ChainState {
                 self.rules = Some(Rules::V2 { difficulty });
                 self.set_proof(b.nonce);
                 self.insert_origins(&b.origins);
-                Ok(self.advance(b.index, b.hash, b.timestamp, b.origins, b.miner, b.tx_count))
+                Ok(self.advance(b.index, hash, b.timestamp, b.origins, b.miner, b.tx_count))
             }
             Some(r) => Err(RuleError::UnknownRules(describe(tape, s, r))),
         }
@@ -660,6 +675,34 @@ mod tests {
         s.apply(&genesis(Rules::Seed, 1.0)).unwrap();
         assert_eq!(s.rules(), Some(Rules::Seed));
         assert_eq!(s.tip().unwrap().proof_str(), "100");
+    }
+
+    #[test]
+    fn a_second_genesis_lost_the_race_and_is_stale() {
+        let mut s = ChainState::new();
+        s.apply(&genesis(RULES, 1.0)).unwrap();
+        let late = s.apply(&genesis(RULES, 2.0)).unwrap_err();
+        assert_eq!(late.reason, RuleError::SecondGenesis);
+        assert!(late.is_stale());
+        assert_eq!(s.height(), 1);
+        // Not every index-1 record is a genesis that lost a race.
+        assert!(!s
+            .apply(br#"{"index": 1, "rules": "v3"}"#)
+            .unwrap_err()
+            .is_stale());
+    }
+
+    #[test]
+    fn v2_genesis_hash_commits_to_its_difficulty() {
+        let easy = genesis(Rules::V2 { difficulty: 1 }, 5.0);
+        let hard = String::from_utf8(easy.clone())
+            .unwrap()
+            .replace("\"difficulty\": 1,", "\"difficulty\": 2,");
+        assert_ne!(easy, hard.as_bytes());
+        let (mut a, mut b) = (ChainState::new(), ChainState::new());
+        let ha = a.apply(&easy).unwrap().hash;
+        let hb = b.apply(hard.as_bytes()).unwrap().hash;
+        assert_ne!(ha, hb);
     }
 
     /// Python's `f'{last_proof}{proof}'` uses `str()`: strings as themselves,

@@ -56,6 +56,8 @@ pub enum RuleError {
     UnknownRules(String),
     #[error("bad genesis: {0}")]
     BadGenesis(String),
+    #[error("stale: a second genesis block (another node published the first one)")]
+    SecondGenesis,
     #[error(
         "bad link: previous_hash is {found}, but the tip (index {tip_index}) has hash {expected}"
     )]
@@ -90,6 +92,6 @@ pub enum RuleError {
 impl RuleError {
     /// A well-formed block that merely lost a race to another block.
     pub fn is_stale(&self) -> bool {
-        matches!(self, RuleError::Stale { .. })
+        matches!(self, RuleError::Stale { .. } | RuleError::SecondGenesis)
     }
 }

@@ -119,7 +119,10 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     if !args.skip_throughput {
         eprintln!("bench: baseline ({} messages, bare rdkafka) ...", args.txs);
         let base = baseline::run(&kafka, args.txs, args.nodes as i32, &payload)?;
-        eprintln!("bench: ledger ({} transactions, {} nodes) ...", args.txs, args.nodes);
+        eprintln!(
+            "bench: ledger ({} transactions, {} nodes) ...",
+            args.txs, args.nodes
+        );
         let full = ledger::run(&exe, &kafka, &params, &payload)?;
         report.ratio = Some(full.committed_tx_per_sec / base.msgs_per_sec);
         if args.latency_load > 0.0 {
@@ -137,7 +140,11 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     }
     if args.replay_blocks > 0 {
         eprintln!("bench: replay of {} blocks ...", args.replay_blocks);
-        report.replay = Some(replay::run(&kafka, args.replay_blocks, args.replay_block_txs)?);
+        report.replay = Some(replay::run(
+            &kafka,
+            args.replay_blocks,
+            args.replay_block_txs,
+        )?);
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -153,13 +160,28 @@ fn print_table(r: &Report) {
         r.nodes, r.block_size, r.rules, r.difficulty, r.brokers
     );
     if let (Some(base), Some(ledger)) = (&r.baseline, &r.ledger) {
-        println!("{:<34} {:>14}", "baseline (bare rdkafka) msgs/s", format!("{:.0}", base.msgs_per_sec));
-        println!("{:<34} {:>14}", "ledger committed tx/s", format!("{:.0}", ledger.committed_tx_per_sec));
-        println!("{:<34} {:>14}", "ratio ledger/baseline", format!("{:.2}", r.ratio.unwrap_or(0.0)));
+        println!(
+            "{:<34} {:>14}",
+            "baseline (bare rdkafka) msgs/s",
+            format!("{:.0}", base.msgs_per_sec)
+        );
+        println!(
+            "{:<34} {:>14}",
+            "ledger committed tx/s",
+            format!("{:.0}", ledger.committed_tx_per_sec)
+        );
+        println!(
+            "{:<34} {:>14}",
+            "ratio ledger/baseline",
+            format!("{:.2}", r.ratio.unwrap_or(0.0))
+        );
         print_ledger("full speed", ledger);
     }
     if let Some(run) = &r.latency_run {
-        print_ledger(&format!("at {:.0} tx/s", run.offered_rate.unwrap_or(0.0)), run);
+        print_ledger(
+            &format!("at {:.0} tx/s", run.offered_rate.unwrap_or(0.0)),
+            run,
+        );
     }
     if let Some(replay) = &r.replay {
         println!(
@@ -188,7 +210,13 @@ fn print_ledger(label: &str, run: &LedgerReport) {
     );
     for m in &run.node_memory {
         let fmt = |mem: Option<crate::bench::Memory>| {
-            mem.map_or("-".to_string(), |m| format!("rss {} MB peak {} MB", m.rss_kb / 1024, m.peak_rss_kb / 1024))
+            mem.map_or("-".to_string(), |m| {
+                format!(
+                    "rss {} MB peak {} MB",
+                    m.rss_kb / 1024,
+                    m.peak_rss_kb / 1024
+                )
+            })
         };
         println!(
             "  {}: at checkpoint {} ; at end {}",

@@ -24,6 +24,15 @@ pub struct VerifyArgs {
     /// (a well-formed block that lost a mining race).
     #[arg(long)]
     pub allow_stale: bool,
+    /// Replay the chain topic on these brokers instead of a file.
+    #[arg(long, conflicts_with = "file")]
+    pub brokers: Option<String>,
+    /// A librdkafka setting passed through (with --brokers), e.g. `-X security.protocol=SSL`.
+    #[arg(short = 'X', value_name = "KEY=VALUE", requires = "brokers")]
+    pub settings: Vec<String>,
+    /// The chain topic (with --brokers).
+    #[arg(long, default_value = "blockchain")]
+    pub chain_topic: String,
 }
 
 /// The outcome of replaying a chain.
@@ -116,6 +125,16 @@ pub fn line_records<R: BufRead>(reader: R) -> impl Iterator<Item = anyhow::Resul
 
 /// Runs the command.
 pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
+    if let Some(brokers) = &args.brokers {
+        let kafka = crate::transport::KafkaConfig::new(brokers)
+            .with_settings(&args.settings)
+            .context("parsing -X settings")?;
+        let report =
+            replay_records(topic_records(&kafka, &args.chain_topic)?).with_context(|| {
+                format!("replaying chain topic `{}` on {brokers}", args.chain_topic)
+            })?;
+        return finish(&report, "offset", args.allow_stale);
+    }
     let report = match &args.file {
         Some(path) => {
             let file = File::open(path)
@@ -126,15 +145,60 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
         None => replay_records(line_records(io::stdin().lock()))
             .context("reading the chain from standard input")?,
     };
+    finish(&report, "line", args.allow_stale)
+}
+
+fn finish(report: &VerifyReport, unit: &str, allow_stale: bool) -> anyhow::Result<ExitCode> {
     let stdout = io::stdout();
     let mut out = stdout.lock();
-    report
-        .print(&mut out, "line")
-        .context("writing the report")?;
+    report.print(&mut out, unit).context("writing the report")?;
     out.flush().context("writing the report")?;
-    Ok(if report.is_ok(args.allow_stale) {
+    Ok(if report.is_ok(allow_stale) {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The chain topic's records from offset 0 to its end offset at the start, streamed
+/// (a long chain is never held in memory), positioned by Kafka offset.
+fn topic_records(
+    kafka: &crate::transport::KafkaConfig,
+    topic: &str,
+) -> anyhow::Result<impl Iterator<Item = anyhow::Result<(u64, Vec<u8>)>>> {
+    use crate::transport::chain_log::ChainLog;
+    use std::time::{Duration, Instant};
+
+    let topic = topic.to_string();
+    let log = ChainLog::open(kafka, &topic, 0)
+        .with_context(|| format!("opening chain topic `{topic}`"))?;
+    let end = log
+        .end_offset()
+        .with_context(|| format!("reading the end offset of `{topic}`"))?;
+    let mut next = 0i64;
+    let mut last_progress = Instant::now();
+    Ok(std::iter::from_fn(move || loop {
+        if next >= end {
+            return None;
+        }
+        match log.poll(Duration::from_millis(200)) {
+            Ok(Some(record)) => {
+                next = record.offset + 1;
+                last_progress = Instant::now();
+                let offset = u64::try_from(record.offset).unwrap_or_default();
+                return Some(Ok((offset, record.payload)));
+            }
+            Ok(None) if last_progress.elapsed() > Duration::from_secs(30) => {
+                next = end;
+                return Some(Err(anyhow::anyhow!(
+                    "chain topic `{topic}` stopped delivering at offset {next} of {end}"
+                )));
+            }
+            Ok(None) => {}
+            Err(err) => {
+                next = end;
+                return Some(Err(err.into()));
+            }
+        }
+    }))
 }
