@@ -75,6 +75,12 @@ impl LocalBroker {
     }
 }
 
+impl LocalBroker {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 impl Drop for LocalBroker {
     fn drop(&mut self) {
         let _ = self.child.kill();

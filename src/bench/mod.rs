@@ -52,11 +52,12 @@ impl Latency {
     }
 }
 
-/// Peak and current resident memory of a process, from /proc (kB).
+/// Peak and current resident memory of a process (kB) and the CPU time it used, from /proc.
 #[derive(Clone, Copy, Debug, Default, Serialize)]
 pub struct Memory {
     pub rss_kb: u64,
     pub peak_rss_kb: u64,
+    pub cpu_seconds: f64,
 }
 
 impl Memory {
@@ -72,6 +73,18 @@ impl Memory {
         Some(Memory {
             rss_kb: field("VmRSS:")?,
             peak_rss_kb: field("VmHWM:")?,
+            cpu_seconds: cpu_seconds(pid).unwrap_or(0.0),
         })
     }
+}
+
+/// User + system CPU time of a process (Linux clock ticks are 1/100 s).
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let rest = stat.rsplit_once(") ")?.1;
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: f64 = fields.next()?.parse().ok()?;
+    let stime: f64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) / 100.0)
 }

@@ -68,14 +68,16 @@ struct Report {
     ratio: Option<f64>,
     latency_run: Option<LedgerReport>,
     replay: Option<ReplayReport>,
+    /// CPU time the throwaway broker used over the whole run.
+    broker_cpu_seconds: Option<f64>,
 }
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
-    let local;
+    let mut local = None;
     let brokers = match &args.brokers {
         Some(b) => b.clone(),
         None => {
-            local = LocalBroker::start().context("starting a throwaway Tansu")?;
+            let local = local.insert(LocalBroker::start().context("starting a throwaway Tansu")?);
             eprintln!("bench: throwaway Tansu (SQLite) at {}", local.bootstrap);
             local.bootstrap.clone()
         }
@@ -115,6 +117,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         ratio: None,
         latency_run: None,
         replay: None,
+        broker_cpu_seconds: None,
     };
     if !args.skip_throughput {
         eprintln!("bench: baseline ({} messages, bare rdkafka) ...", args.txs);
@@ -146,6 +149,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
             args.replay_block_txs,
         )?);
     }
+    report.broker_cpu_seconds = local
+        .as_ref()
+        .and_then(|l| crate::bench::cpu_seconds(l.pid()));
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -183,6 +189,9 @@ fn print_table(r: &Report) {
             run,
         );
     }
+    if let Some(cpu) = r.broker_cpu_seconds {
+        println!("local broker CPU over the whole run: {cpu:.1} s");
+    }
     if let Some(replay) = &r.replay {
         println!(
             "replay of {} blocks ({} tx each, {} MB): bare consumer {:.0} records/s, node {:.0} blocks/s ({:.0} tx/s), ratio {:.2}",
@@ -212,9 +221,10 @@ fn print_ledger(label: &str, run: &LedgerReport) {
         let fmt = |mem: Option<crate::bench::Memory>| {
             mem.map_or("-".to_string(), |m| {
                 format!(
-                    "rss {} MB peak {} MB",
+                    "rss {} MB peak {} MB cpu {:.1} s",
                     m.rss_kb / 1024,
-                    m.peak_rss_kb / 1024
+                    m.peak_rss_kb / 1024,
+                    m.cpu_seconds
                 )
             })
         };

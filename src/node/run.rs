@@ -319,11 +319,7 @@ impl Node {
                 crossbeam_channel::never()
             };
             select! {
-                recv(self.chain_rx) -> msg => match msg {
-                    Ok(Ok(batch)) => for record in &batch { self.apply_chain_record(record, true) },
-                    Ok(Err(err)) => warn!(error = %err, "chain topic read error"),
-                    Err(_) => return Err(NodeError::ReaderStopped("reader thread exited".into())),
-                },
+                recv(self.chain_rx) -> msg => self.on_chain_batch(msg)?,
                 recv(intake_rx) -> msg => if let Ok(event) = msg {
                     self.on_intake(event);
                     // Drain what is already queued before doing anything else.
@@ -498,7 +494,28 @@ impl Node {
         };
     }
 
+    fn on_chain_batch(
+        &mut self,
+        msg: Result<Result<Vec<ChainRecord>, String>, crossbeam_channel::RecvError>,
+    ) -> Result<(), NodeError> {
+        match msg {
+            Ok(Ok(batch)) => {
+                for record in &batch {
+                    self.apply_chain_record(record, true)
+                }
+            }
+            Ok(Err(err)) => warn!(error = %err, "chain topic read error"),
+            Err(_) => return Err(NodeError::ReaderStopped("reader thread exited".into())),
+        }
+        Ok(())
+    }
+
     fn on_mined(&mut self, result: MineResult) -> Result<(), NodeError> {
+        // A rival's block may already be waiting: apply it first, since publishing on
+        // a tip that has moved only adds a stale block for everyone to discard.
+        while let Ok(msg) = self.chain_rx.try_recv() {
+            self.on_chain_batch(Ok(msg))?;
+        }
         let Stage::Mining { id, template, txs } = &self.stage else {
             return Ok(());
         };
