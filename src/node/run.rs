@@ -342,7 +342,9 @@ impl Node {
         self.miner.cancel();
         self.maybe_commit(CommitMode::Sync);
         if let Some(intake) = self.intake.take() {
-            intake.close();
+            if !intake.close(Duration::from_secs(10)) {
+                warn!("the transaction consumer did not close within 10 s; exiting anyway");
+            }
         }
         let _ = self.publisher.flush(Duration::from_secs(5));
         Ok(self.finish())

@@ -174,17 +174,29 @@ impl Intake {
     }
 
     /// Stops polling and leaves the group (so the group rebalances at once rather than
-    /// waiting for a session timeout).
-    pub fn close(mut self) {
+    /// waiting for a session timeout). Returns false if closing did not finish within
+    /// `timeout`: against Tansu 0.6.0 librdkafka's close of a group consumer sometimes
+    /// never completes, and a node must still be able to exit.
+    pub fn close(mut self, timeout: Duration) -> bool {
         self.shutdown();
+        let consumer = Arc::clone(&self.consumer);
+        drop(self);
+        let (done_tx, done) = crossbeam_channel::bounded(1);
+        let closer = std::thread::Builder::new()
+            .name("intake-close".into())
+            .spawn(move || {
+                drop(consumer);
+                let _ = done_tx.send(());
+            });
+        closer.is_ok() && done.recv_timeout(timeout).is_ok()
     }
 
     fn shutdown(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
+            self.consumer.unsubscribe();
         }
-        self.consumer.unsubscribe();
     }
 }
 

@@ -121,6 +121,15 @@ impl Ledger {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
+        // If this test process dies, its nodes die with it (no orphans on Ctrl-C).
+        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
         let child = command.spawn().expect("starting kafkachain node");
         let node = NodeProc {
             id: id.to_string(),
