@@ -123,3 +123,79 @@ fn forged_and_garbage_blocks_are_discarded_by_every_node() {
     }
     eprintln!("discard reasons: {:#?}", after.invalid);
 }
+
+/// Malformed transactions are logged with partition and offset, counted and skipped;
+/// the node keeps going, and its committed offset moves past them.
+#[test]
+fn malformed_transactions_are_skipped_and_never_stop_the_node() {
+    let ledger = Ledger::new("malformed", 1);
+    let flags = [
+        "--partition",
+        "0",
+        "--difficulty",
+        "8",
+        "--block-size",
+        "3",
+        "--block-timeout",
+        "100ms",
+    ];
+    let mut node = ledger.node("sturdy", &flags);
+    let mut origins = ledger.send(5, Some(0), "alice");
+    let oversized = format!(
+        r#"{{"from": "{}", "to": "bob", "amount": 1}}"#,
+        "x".repeat(10_000)
+    );
+    let garbage: Vec<Vec<u8>> = vec![
+        b"not json at all".to_vec(),
+        br#"{"from": "a", "to": "b"}"#.to_vec(),
+        br#"{"from": 7, "to": "b", "amount": 1}"#.to_vec(),
+        br#"{"from": "a", "to": "b", "amount": "3"}"#.to_vec(),
+        br#"{"from": "a", "to": "b", "amount": -1}"#.to_vec(),
+        br#"{"from": "a", "to": "b", "amount": 1e999}"#.to_vec(),
+        br#"[1, 2, 3]"#.to_vec(),
+        Vec::new(),
+        oversized.into_bytes(),
+    ];
+    let publisher = kafkachain::transport::publish::Publisher::new(
+        &ledger.kafka(),
+        &ledger.topics.transactions,
+        kafkachain::transport::publish::Profile::Transactions,
+        None,
+    )
+    .expect("producer");
+    for (i, record) in garbage.iter().enumerate() {
+        publisher.send(i as u64, Some(0), record).expect("send");
+    }
+    publisher.flush(Duration::from_secs(30)).expect("flush");
+    origins.extend(ledger.send(5, Some(0), "carol"));
+    let view = ledger.wait_for_txs(origins.len(), Duration::from_secs(120));
+    view.assert_exactly_once(&origins);
+    node.assert_alive();
+    let log = node.terminate();
+    let skipped: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("skipping malformed transaction"))
+        .collect();
+    assert_eq!(
+        skipped.len(),
+        garbage.len(),
+        "each malformed record logged once:\n{log}"
+    );
+    assert!(skipped
+        .iter()
+        .all(|l| l.contains("partition=0") && l.contains("offset=")));
+    assert!(
+        log.contains(&format!("malformed transactions {}", garbage.len())),
+        "{log}"
+    );
+
+    // The commit moved past the garbage: a restarted node has nothing left to do.
+    let mut again = ledger.node("sturdy", &flags);
+    std::thread::sleep(Duration::from_secs(2));
+    let log = again.terminate();
+    assert!(
+        !log.contains("skipping malformed transaction"),
+        "re-read after restart:\n{log}"
+    );
+    assert_eq!(ledger.replay().1.origins.len(), origins.len());
+}
