@@ -36,6 +36,10 @@ pub struct BenchArgs {
     pub rules: RulesArg,
     #[arg(long, default_value_t = chain::DEFAULT_V2_DIFFICULTY)]
     pub difficulty: u32,
+    /// Offer transactions to the full-speed ledger run at this rate (tx/s; default: as
+    /// fast as the producer goes). A sustainable rate measures memory without a backlog.
+    #[arg(long)]
+    pub rate: Option<f64>,
     /// Also run the ledger at this fraction of the baseline's rate, for latency (0 = skip).
     #[arg(long, default_value_t = 0.5)]
     pub latency_load: f64,
@@ -103,7 +107,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         block_timeout_ms: args.block_timeout_ms,
         rules: rules.into(),
         difficulty: args.difficulty,
-        rate: None,
+        rate: args.rate,
         rss_checkpoint: args.rss_checkpoint,
     };
     let mut report = Report {

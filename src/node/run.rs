@@ -121,8 +121,9 @@ enum Stage {
 
 /// How long to wait for our published block to come back before building again.
 const AWAIT_TIMEOUT: Duration = Duration::from_secs(30);
-/// Stop taking transactions in while this many are pending (back-pressure on the topic).
-const MAX_PENDING: usize = 500_000;
+/// Stop taking transactions in while this many are pending (back-pressure on the topic):
+/// fifty 1000-transaction blocks of backlog is plenty, and keeps memory small.
+const MAX_PENDING: usize = 50_000;
 
 /// A running node. Create with [`Node::start`], drive with [`Node::run`].
 pub struct Node {
