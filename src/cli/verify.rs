@@ -14,6 +14,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use crate::chain::{ChainState, Discarded, Rules, Tip};
+use crate::transport::chain_log::ToEnd;
+use std::time::Duration;
 
 /// Arguments of `kafkachain verify`.
 #[derive(Debug, clap::Args)]
@@ -166,39 +168,13 @@ fn topic_records(
     kafka: &crate::transport::KafkaConfig,
     topic: &str,
 ) -> anyhow::Result<impl Iterator<Item = anyhow::Result<(u64, Vec<u8>)>>> {
-    use crate::transport::chain_log::ChainLog;
-    use std::time::{Duration, Instant};
-
-    let topic = topic.to_string();
-    let log = ChainLog::open(kafka, &topic, 0)
+    let records = ToEnd::open(kafka, topic, 0, Duration::from_secs(30))
         .with_context(|| format!("opening chain topic `{topic}`"))?;
-    let end = log
-        .end_offset()
-        .with_context(|| format!("reading the end offset of `{topic}`"))?;
-    let mut next = 0i64;
-    let mut last_progress = Instant::now();
-    Ok(std::iter::from_fn(move || loop {
-        if next >= end {
-            return None;
-        }
-        match log.poll(Duration::from_millis(200)) {
-            Ok(Some(record)) => {
-                next = record.offset + 1;
-                last_progress = Instant::now();
-                let offset = u64::try_from(record.offset).unwrap_or_default();
-                return Some(Ok((offset, record.payload)));
-            }
-            Ok(None) if last_progress.elapsed() > Duration::from_secs(30) => {
-                next = end;
-                return Some(Err(anyhow::anyhow!(
-                    "chain topic `{topic}` stopped delivering at offset {next} of {end}"
-                )));
-            }
-            Ok(None) => {}
-            Err(err) => {
-                next = end;
-                return Some(Err(err.into()));
-            }
-        }
+    Ok(records.map(|record| {
+        let record = record?;
+        Ok((
+            u64::try_from(record.offset).unwrap_or_default(),
+            record.payload,
+        ))
     }))
 }

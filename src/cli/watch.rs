@@ -40,6 +40,8 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<ExitCode> {
     let shutdown = Shutdown::on_signals().context("installing the Ctrl-C handler")?;
     let log =
         ChainLog::open(&kafka, &args.connect.chain_topic, 0).context("opening the chain topic")?;
+    // One client for the once-a-second offset reads, not a new one each time.
+    let offsets = topics::metadata_client(&kafka).context("creating a metadata client")?;
     let mut chain = ChainState::new();
     let mut txs_on_chain = 0u64;
     let mut stale = 0u64;
@@ -72,7 +74,7 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<ExitCode> {
         }
         let done = args.until_txs.is_some_and(|n| txs_on_chain >= n) || caught_up;
         if last_line.elapsed() >= every || done || shutdown.is_triggered() {
-            let now_submitted = topics::describe_topic(&kafka, &args.connect.tx_topic)
+            let now_submitted = topics::describe_with(&offsets, &args.connect.tx_topic)
                 .map(|t| t.records())
                 .unwrap_or(submitted);
             if now_submitted != submitted {

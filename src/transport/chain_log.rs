@@ -117,8 +117,72 @@ impl ChainLog {
     }
 }
 
+/// The records from `from` up to the end offset seen when it was opened, in order.
+/// Yields an error (and then ends) rather than hanging when the broker delivers nothing
+/// for `stall`.
+pub struct ToEnd {
+    log: ChainLog,
+    topic: String,
+    next: i64,
+    end: i64,
+    stall: Duration,
+    last_progress: std::time::Instant,
+}
+
+impl ToEnd {
+    pub fn open(
+        config: &KafkaConfig,
+        topic: &str,
+        from: i64,
+        stall: Duration,
+    ) -> Result<Self, TransportError> {
+        let log = ChainLog::open(config, topic, from)?;
+        let end = log.end_offset()?;
+        Ok(ToEnd {
+            log,
+            topic: topic.to_string(),
+            next: from,
+            end,
+            stall,
+            last_progress: std::time::Instant::now(),
+        })
+    }
+
+    /// The end offset this reader stops at.
+    pub fn end(&self) -> i64 {
+        self.end
+    }
+}
+
+impl Iterator for ToEnd {
+    type Item = Result<ChainRecord, TransportError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while self.next < self.end {
+            let failed = match self.log.poll(Duration::from_millis(200)) {
+                Ok(Some(record)) => {
+                    self.next = record.offset + 1;
+                    self.last_progress = std::time::Instant::now();
+                    return Some(Ok(record));
+                }
+                Ok(None) if self.last_progress.elapsed() > self.stall => {
+                    TransportError::Other(format!(
+                        "chain topic `{}` stopped delivering at offset {} of {}",
+                        self.topic, self.next, self.end
+                    ))
+                }
+                Ok(None) => continue,
+                Err(err) => err,
+            };
+            self.next = self.end;
+            return Some(Err(failed));
+        }
+        None
+    }
+}
+
 /// Reads every record from `from` up to the end offset seen at the start and hands each
-/// to `visit`. Fails (rather than hanging) when the broker stops answering for `stall`.
+/// to `visit`; returns that end offset.
 pub fn read_to_end(
     config: &KafkaConfig,
     topic: &str,
@@ -126,24 +190,9 @@ pub fn read_to_end(
     stall: Duration,
     mut visit: impl FnMut(ChainRecord),
 ) -> Result<i64, TransportError> {
-    let log = ChainLog::open(config, topic, from)?;
-    let end = log.end_offset()?;
-    let mut next = from;
-    let mut last_progress = std::time::Instant::now();
-    while next < end {
-        match log.poll(Duration::from_millis(200))? {
-            Some(record) => {
-                next = record.offset + 1;
-                last_progress = std::time::Instant::now();
-                visit(record);
-            }
-            None if last_progress.elapsed() > stall => {
-                return Err(TransportError::Other(format!(
-                    "chain topic `{topic}` stopped delivering at offset {next} of {end}"
-                )))
-            }
-            None => {}
-        }
+    let mut records = ToEnd::open(config, topic, from, stall)?;
+    for record in records.by_ref() {
+        visit(record?);
     }
-    Ok(end)
+    Ok(records.end())
 }

@@ -137,10 +137,8 @@ pub fn metadata_client(config: &KafkaConfig) -> Result<BaseConsumer, TransportEr
         .kafka("creating Kafka metadata client")
 }
 
-pub(crate) fn describe_with(
-    consumer: &BaseConsumer,
-    name: &str,
-) -> Result<TopicInfo, TransportError> {
+/// Partitions and watermarks of one topic, with an existing metadata client.
+pub fn describe_with(consumer: &BaseConsumer, name: &str) -> Result<TopicInfo, TransportError> {
     let metadata = consumer
         .fetch_metadata(Some(name), BROKER_TIMEOUT)
         .kafka(format!("reading metadata of topic `{name}`"))?;
