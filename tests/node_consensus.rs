@@ -7,27 +7,13 @@ mod support;
 
 use std::time::Duration;
 
-use cluster::{ChainView, Ledger};
+use cluster::{node_flags, ChainView, Ledger};
 
 /// Runs `nodes` nodes, one per partition (the tutorial's layout), on `txs` transactions.
 fn race(nodes: usize, txs: usize) -> ChainView {
     let ledger = Ledger::new(&format!("race{nodes}"), nodes as i32);
     let mut procs: Vec<_> = (0..nodes)
-        .map(|i| {
-            ledger.node(
-                &format!("racer-{i}"),
-                &[
-                    "--partition",
-                    &i.to_string(),
-                    "--difficulty",
-                    "10",
-                    "--block-size",
-                    "3",
-                    "--block-timeout",
-                    "100ms",
-                ],
-            )
-        })
+        .map(|i| ledger.node(&format!("racer-{i}"), &node_flags(Some(i as i32), 3, 10)))
         .collect();
     let mut origins = Vec::new();
     for p in 0..nodes {
@@ -80,16 +66,7 @@ fn three_nodes_converge_and_stale_blocks_are_discarded() {
 #[test]
 fn two_nodes_on_one_partition_never_duplicate() {
     let ledger = Ledger::new("same-partition", 1);
-    let flags = [
-        "--partition",
-        "0",
-        "--difficulty",
-        "8",
-        "--block-size",
-        "4",
-        "--block-timeout",
-        "100ms",
-    ];
+    let flags = node_flags(Some(0), 4, 8);
     let mut a = ledger.node("twin-a", &flags);
     let mut b = ledger.node("twin-b", &flags);
     let origins = ledger.send(300, Some(0), "carol");

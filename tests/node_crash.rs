@@ -5,16 +5,12 @@ mod support;
 
 use std::time::Duration;
 
-use cluster::Ledger;
+use cluster::{node_flags, Ledger};
 
-const FLAGS: [&str; 6] = [
-    "--difficulty",
-    "8",
-    "--block-size",
-    "5",
-    "--block-timeout",
-    "100ms",
-];
+/// Group mode (no `--partition`).
+fn group_flags() -> Vec<String> {
+    node_flags(None, 5, 8)
+}
 
 /// `kill -9` in the middle of a stream, then a restart with the same id and data dir,
 /// in the tutorial's mode (the node owns partition 0): the restarted node resumes at
@@ -22,7 +18,7 @@ const FLAGS: [&str; 6] = [
 #[test]
 fn kill9_mid_stream_then_restart_loses_nothing() {
     let ledger = Ledger::new("kill9", 1);
-    let flags = [&["--partition", "0"][..], &FLAGS[..]].concat();
+    let flags = node_flags(Some(0), 5, 8);
     let mut node = ledger.node("phoenix", &flags);
     let mut origins = ledger.send(200, None, "dave");
     // Wait until it is mid-stream: some, not all, on the chain.
@@ -49,12 +45,12 @@ fn kill9_mid_stream_then_restart_loses_nothing() {
             the dead member still holds the partitions"]
 fn kill9_sole_group_member_then_restart_loses_nothing() {
     let ledger = Ledger::new("kill9-group", 2);
-    let mut node = ledger.node("phoenix", &FLAGS);
+    let mut node = ledger.node("phoenix", &group_flags());
     let mut origins = ledger.send(200, None, "dave");
     ledger.wait_for_txs(50, Duration::from_secs(120));
     node.kill9();
     origins.extend(ledger.send(200, None, "erin"));
-    let mut node = ledger.node("phoenix", &FLAGS);
+    let mut node = ledger.node("phoenix", &group_flags());
     origins.sort();
     let view = ledger.wait_for_txs(origins.len(), Duration::from_secs(180));
     view.assert_exactly_once(&origins);
@@ -66,8 +62,8 @@ fn kill9_sole_group_member_then_restart_loses_nothing() {
 #[test]
 fn group_member_leaving_hands_over_its_partition() {
     let ledger = Ledger::new("handover", 2);
-    let mut a = ledger.node("member-a", &FLAGS);
-    let mut b = ledger.node("member-b", &FLAGS);
+    let mut a = ledger.node("member-a", &group_flags());
+    let mut b = ledger.node("member-b", &group_flags());
     support::wait_until(
         Duration::from_secs(60),
         "both members to get a partition",
@@ -95,13 +91,13 @@ fn group_member_leaving_hands_over_its_partition() {
             restart sometimes still assigns it a partition (1 run in 4 here)"]
 fn group_member_killed_and_restarted_loses_nothing() {
     let ledger = Ledger::new("rejoin", 2);
-    let mut a = ledger.node("steady", &FLAGS);
-    let mut b = ledger.node("crashy", &FLAGS);
+    let mut a = ledger.node("steady", &group_flags());
+    let mut b = ledger.node("crashy", &group_flags());
     let mut origins = ledger.send(300, None, "heidi");
     ledger.wait_for_txs(60, Duration::from_secs(120));
     b.kill9();
     origins.extend(ledger.send(300, None, "ivan"));
-    let mut b = ledger.node("crashy", &FLAGS);
+    let mut b = ledger.node("crashy", &group_flags());
     origins.sort();
     let view = ledger.wait_for_txs(origins.len(), Duration::from_secs(240));
     view.assert_exactly_once(&origins);
@@ -117,8 +113,8 @@ fn group_member_killed_and_restarted_loses_nothing() {
             Tansu 0.6.0 never reassigns the partitions of a member that died without leaving"]
 fn group_member_crash_fails_over_to_survivor() {
     let ledger = Ledger::new("failover", 2);
-    let mut a = ledger.node("survivor", &FLAGS);
-    let mut b = ledger.node("casualty", &FLAGS);
+    let mut a = ledger.node("survivor", &group_flags());
+    let mut b = ledger.node("casualty", &group_flags());
     let mut origins = ledger.send(300, None, "judy");
     ledger.wait_for_txs(60, Duration::from_secs(120));
     b.kill9();

@@ -7,7 +7,7 @@ mod support;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use cluster::Ledger;
+use cluster::{node_flags, Ledger};
 use kafkachain::chain::{parse_submitted, BlockTemplate, ChainState, Miner, Origin, Transaction};
 
 fn tx(origin: Origin) -> Transaction {
@@ -37,16 +37,7 @@ fn with_field(block: &[u8], field: &str, value: serde_json::Value) -> Vec<u8> {
 #[test]
 fn forged_and_garbage_blocks_are_discarded_by_every_node() {
     let ledger = Ledger::new("forgery", 1);
-    let flags = [
-        "--partition",
-        "0",
-        "--difficulty",
-        "8",
-        "--block-size",
-        "5",
-        "--block-timeout",
-        "100ms",
-    ];
+    let flags = node_flags(Some(0), 5, 8);
     let mut a = ledger.node("honest-a", &flags);
     let mut b = ledger.node("honest-b", &flags);
     let mut origins = ledger.send(30, Some(0), "alice");
@@ -129,16 +120,7 @@ fn forged_and_garbage_blocks_are_discarded_by_every_node() {
 #[test]
 fn malformed_transactions_are_skipped_and_never_stop_the_node() {
     let ledger = Ledger::new("malformed", 1);
-    let flags = [
-        "--partition",
-        "0",
-        "--difficulty",
-        "8",
-        "--block-size",
-        "3",
-        "--block-timeout",
-        "100ms",
-    ];
+    let flags = node_flags(Some(0), 3, 8);
     let mut node = ledger.node("sturdy", &flags);
     let mut origins = ledger.send(5, Some(0), "alice");
     let oversized = format!(

@@ -101,7 +101,7 @@ impl Ledger {
     }
 
     /// Starts a node process; `extra` are more `kafkachain node` flags.
-    pub fn node(&self, id: &str, extra: &[&str]) -> NodeProc {
+    pub fn node<S: AsRef<std::ffi::OsStr>>(&self, id: &str, extra: &[S]) -> NodeProc {
         let log_path = self
             .dir
             .path()
@@ -231,6 +231,23 @@ impl Ledger {
             std::thread::sleep(Duration::from_millis(300));
         }
     }
+}
+
+/// Node flags for fast tests: low difficulty, small blocks, a short block timeout, and
+/// the tutorial's `--partition` mode when `partition` is given (else the consumer group).
+pub fn node_flags(partition: Option<i32>, block_size: usize, difficulty: u32) -> Vec<String> {
+    let mut flags: Vec<String> = vec![
+        "--difficulty".into(),
+        difficulty.to_string(),
+        "--block-size".into(),
+        block_size.to_string(),
+        "--block-timeout".into(),
+        "100ms".into(),
+    ];
+    if let Some(p) = partition {
+        flags.extend(["--partition".into(), p.to_string()]);
+    }
+    flags
 }
 
 /// A running `kafkachain node` process; killed when dropped.
