@@ -11,6 +11,13 @@ KC_TANSU_VERSION="0.6.0"
 KC_TANSU_ROOT="$KC_CACHE/tansu-$KC_TANSU_VERSION"
 KC_TANSU_TARGET="$KC_CACHE/tansu-target"
 KC_TANSU_LOG="$KC_CACHE/tansu-install.log"
+# Apache Kafka (KRaft), assembled from Maven Central by `scripts/setup --engine kafka`:
+# $KC_KAFKA_ROOT/lib holds the jars of kafka_2.13 and a log4j2 binding for slf4j 1.7
+# (Kafka 4.x logs through slf4j-api 1.7.36), Maven's repository is $KC_M2.
+KC_KAFKA_VERSION="4.3.1"
+KC_LOG4J_VERSION="2.25.3"
+KC_KAFKA_ROOT="$KC_CACHE/kafka-$KC_KAFKA_VERSION"
+KC_M2="$KC_CACHE/m2"
 KC_VENV="$KC_ROOT/.venv"
 KC_PYTHON="${KAFKACHAIN_PYTHON:-$KC_VENV/bin/python}"
 
@@ -36,20 +43,79 @@ kc_tansu_bin() {
     return 1
 }
 
+# The directory of Kafka's jars, or nothing (status 1). $KAFKA_HOME/libs (an
+# unpacked Apache Kafka 4.x release) if KAFKA_HOME is set, else the scripts/setup
+# install, which counts only once its marker file exists (a half-finished download
+# is never used).
+kc_kafka_libs() {
+    if [[ -n "${KAFKA_HOME:-}" ]]; then
+        compgen -G "$KAFKA_HOME/libs/kafka_2.13-*.jar" >/dev/null || return 1
+        printf '%s\n' "$KAFKA_HOME/libs"
+        return 0
+    fi
+    [[ -f "$KC_KAFKA_ROOT/lib/.complete" ]] || return 1
+    printf '%s\n' "$KC_KAFKA_ROOT/lib"
+}
+
+# The java launcher ($JAVA_HOME/bin/java, else java on PATH) if it is Java 17 or
+# newer (what a Kafka 4.x broker needs), or nothing (status 1).
+kc_java() {
+    local java="${JAVA_HOME:+$JAVA_HOME/bin/}java" version
+    java="$(command -v "$java" 2>/dev/null)" || return 1
+    version="$("$java" -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n 1)"
+    [[ "$version" =~ ^[0-9]+$ ]] && ((version >= 17)) || return 1
+    printf '%s\n' "$java"
+}
+
 # A TCP port that was free a moment ago on 127.0.0.1 (the kernel picks it).
 kc_free_port() {
     "$KC_PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# A port P such that P .. P+$1-1 were all free a moment ago (for a cluster's ports).
+kc_free_ports() {
+    "$KC_PYTHON" - "$1" <<'EOF'
+import random, socket, sys
+n = int(sys.argv[1])
+for _ in range(200):
+    base = random.randint(20000, 60000 - n)
+    socks = []
+    try:
+        for p in range(base, base + n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", p))
+            socks.append(s)
+    except OSError:
+        continue
+    finally:
+        for s in socks:
+            s.close()
+    print(base)
+    sys.exit(0)
+sys.exit("no run of %d free ports found" % n)
+EOF
+}
+
+# True if something accepts TCP connections on 127.0.0.1:$1.
+kc_port_busy() {
+    "$KC_PYTHON" -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1)' "$1" 2>/dev/null
 }
 
 # Succeeds when the broker at $1 answers a metadata request within $2 seconds.
 # A bare TCP connect is not enough: Tansu accepts connections before its
 # storage is ready.
 kc_probe() {
-    "$KC_PYTHON" - "$1" "${2:-3}" <<'EOF' >/dev/null 2>&1
+    kc_probe_brokers "$1" 1 "${2:-3}"
+}
+
+# Succeeds when the cluster at $1 answers a metadata request that lists at least
+# $2 brokers, within $3 seconds.
+kc_probe_brokers() {
+    "$KC_PYTHON" - "$1" "$2" "${3:-3}" <<'EOF' >/dev/null 2>&1
 import sys
 from confluent_kafka.admin import AdminClient
-brokers, timeout = sys.argv[1], float(sys.argv[2])
+brokers, want, timeout = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 md = AdminClient({"bootstrap.servers": brokers, "log_level": 0}).list_topics(timeout=timeout)
-sys.exit(0 if md.brokers else 1)
+sys.exit(0 if len(md.brokers) >= want else 1)
 EOF
 }
