@@ -9,15 +9,23 @@ use super::connect::ConnectArgs;
 use super::node::RulesArg;
 use crate::bench::baseline::{self, BaselineReport};
 use crate::bench::ledger::{self, LedgerParams, LedgerReport};
-use crate::bench::local_broker::LocalBroker;
+use crate::bench::local_broker::{Engine, LocalBroker};
 use crate::bench::replay::{self, ReplayReport};
 use crate::chain;
 
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
-    /// Bootstrap brokers; default: a throwaway local Tansu (SQLite storage).
+    /// Bootstrap brokers; default: a throwaway local broker of `--engine`.
     #[arg(long)]
     pub brokers: Option<String>,
+    /// The throwaway broker when no `--brokers` is given: Tansu (SQLite storage), or
+    /// Apache Kafka (KRaft, via scripts/broker; install it with scripts/setup --engine kafka).
+    #[arg(long, value_enum, default_value = "tansu", conflicts_with = "brokers")]
+    pub engine: Engine,
+    /// Kafka nodes of the throwaway cluster (with `--engine kafka`): 1, or 3 for
+    /// replication factor 3 with min.insync.replicas=2.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=9))]
+    pub broker_nodes: u32,
     /// A librdkafka setting passed through, e.g. `-X security.protocol=SASL_SSL`.
     #[arg(short = 'X', value_name = "KEY=VALUE")]
     pub settings: Vec<String>,
@@ -63,6 +71,8 @@ pub struct BenchArgs {
 #[derive(Debug, Serialize)]
 struct Report {
     brokers: String,
+    /// The throwaway broker's engine (None with `--brokers`).
+    engine: Option<String>,
     nodes: usize,
     block_size: usize,
     rules: String,
@@ -81,8 +91,19 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     let brokers = match &args.brokers {
         Some(b) => b.clone(),
         None => {
-            let local = local.insert(LocalBroker::start().context("starting a throwaway Tansu")?);
-            eprintln!("bench: throwaway Tansu (SQLite) at {}", local.bootstrap);
+            let nodes = match args.engine {
+                Engine::Tansu => 1,
+                Engine::Kafka => args.broker_nodes,
+            };
+            let local = local.insert(
+                LocalBroker::start(args.engine, nodes)
+                    .with_context(|| format!("starting a throwaway {}", args.engine.name()))?,
+            );
+            eprintln!(
+                "bench: throwaway {} ({nodes} node(s)) at {}",
+                args.engine.name(),
+                local.bootstrap
+            );
             local.bootstrap.clone()
         }
     };
@@ -112,6 +133,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     };
     let mut report = Report {
         brokers,
+        engine: local.as_ref().map(|l| l.engine.name().to_string()),
         nodes: args.nodes,
         block_size: args.block_size,
         rules: rules.into(),
@@ -153,9 +175,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
             args.replay_block_txs,
         )?);
     }
-    report.broker_cpu_seconds = local
-        .as_ref()
-        .and_then(|l| crate::bench::cpu_seconds(l.pid()));
+    report.broker_cpu_seconds = local.as_ref().and_then(LocalBroker::cpu_seconds);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -166,8 +186,16 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
 
 fn print_table(r: &Report) {
     println!(
-        "kafkachain bench: {} nodes, block size {}, rules {} (difficulty {}), broker {}",
-        r.nodes, r.block_size, r.rules, r.difficulty, r.brokers
+        "kafkachain bench: {} nodes, block size {}, rules {} (difficulty {}), broker {}{}",
+        r.nodes,
+        r.block_size,
+        r.rules,
+        r.difficulty,
+        r.brokers,
+        r.engine
+            .as_deref()
+            .map(|e| format!(" ({e})"))
+            .unwrap_or_default()
     );
     if let (Some(base), Some(ledger)) = (&r.baseline, &r.ledger) {
         println!(
@@ -212,13 +240,14 @@ fn print_table(r: &Report) {
 
 fn print_ledger(label: &str, run: &LedgerReport) {
     println!(
-        "ledger {label}: {:.0} tx/s, latency p50 {:.0} ms p99 {:.0} ms max {:.0} ms, {} blocks, {} stale, {} invalid",
+        "ledger {label}: {:.0} tx/s, latency p50 {:.0} ms p99 {:.0} ms max {:.0} ms, {} blocks, {} stale ({:.0}% of published), {} invalid",
         run.committed_tx_per_sec,
         run.latency.p50_ms,
         run.latency.p99_ms,
         run.latency.max_ms,
         run.blocks,
         run.stale_blocks,
+        100.0 * run.stale_blocks as f64 / (run.blocks + run.stale_blocks).max(1) as f64,
         run.invalid_records
     );
     for m in &run.node_memory {

@@ -37,6 +37,16 @@ pub enum TransportError {
          (Kafka orders records only within a partition)"
     )]
     ChainTopicPartitions { topic: String, partitions: usize },
+    #[error(
+        "chain topic `{topic}` is not kept forever: {problem}. Every node replays the \
+         whole chain, so a broker that deletes or compacts blocks loses the ledger. \
+         Fix it with: {fix}"
+    )]
+    UnsafeChainTopic {
+        topic: String,
+        problem: String,
+        fix: String,
+    },
     #[error("topic `{0}` does not exist")]
     MissingTopic(String),
     #[error("invalid librdkafka setting `{0}`: expected key=value")]

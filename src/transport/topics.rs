@@ -1,11 +1,20 @@
 //! The two topics of a ledger: transactions (any number of partitions) and the chain
 //! (exactly one partition, kept forever, because Kafka's order within that partition
 //! *is* the consensus).
+//!
+//! Safety of the chain topic, checked every time a node starts ([`ensure_topics`]):
+//! - created here with replication factor min(3, brokers) and, when replicated,
+//!   `min.insync.replicas=2`, so an acknowledged (`acks=all`) block is on two brokers;
+//! - `retention.ms=-1`, `retention.bytes=-1` and no compaction: a broker that deletes
+//!   or compacts old blocks silently rewrites history for every node that replays
+//!   later. An existing chain topic configured that way is refused with the command
+//!   that fixes it ([`TransportError::UnsafeChainTopic`]). Brokers that do not report
+//!   a setting (Tansu keeps everything) pass.
 
 use std::time::Duration;
 
 use futures_executor::block_on;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::types::RDKafkaErrorCode;
@@ -52,23 +61,38 @@ impl TopicInfo {
     }
 }
 
-/// Creates both topics if missing, then checks that the chain topic has exactly one partition.
+/// Creates both topics if missing (replicated as [`replication_for`] says), then checks
+/// that the chain topic has exactly one partition and keeps its records forever.
 pub fn ensure_topics(config: &KafkaConfig, names: &TopicNames) -> Result<(), TransportError> {
     let admin: AdminClient<DefaultClientContext> = config
         .client(&[])
         .create()
         .kafka("creating Kafka admin client")?;
     let probe = metadata_client(config)?;
+    let brokers = probe
+        .fetch_metadata(None, BROKER_TIMEOUT)
+        .kafka("reading cluster metadata")?
+        .brokers()
+        .len();
+    let (replication, min_insync) = replication_for(brokers);
+    let min_insync = min_insync.map(|n| n.to_string());
+    let mut replicated: Vec<(&str, &str)> = Vec::new();
+    if let Some(n) = &min_insync {
+        replicated.push(("min.insync.replicas", n));
+    }
     let partitions = names.tx_partitions.max(1);
-    create_if_missing(&admin, &probe, &names.transactions, partitions, &[])?;
     create_if_missing(
         &admin,
         &probe,
-        &names.chain,
-        1,
-        // The chain is the ledger: never let the broker delete it.
-        &[("retention.ms", "-1"), ("retention.bytes", "-1")],
+        &names.transactions,
+        partitions,
+        replication,
+        &replicated,
     )?;
+    // The chain is the ledger: never let the broker delete or compact it.
+    let mut chain_configs = vec![("retention.ms", "-1"), ("retention.bytes", "-1")];
+    chain_configs.extend(&replicated);
+    create_if_missing(&admin, &probe, &names.chain, 1, replication, &chain_configs)?;
     let chain = describe_with(&probe, &names.chain)?;
     if chain.partitions.len() != 1 {
         return Err(TransportError::ChainTopicPartitions {
@@ -76,7 +100,76 @@ pub fn ensure_topics(config: &KafkaConfig, names: &TopicNames) -> Result<(), Tra
             partitions: chain.partitions.len(),
         });
     }
-    Ok(())
+    check_chain_kept_forever(&admin, config, &names.chain)
+}
+
+/// Replication factor and `min.insync.replicas` for new topics on a cluster of
+/// `brokers`: three copies where there are three brokers, and two of them in sync
+/// before a write counts wherever there is a second copy (durability over
+/// availability: a ledger would rather wait than lose an acknowledged block).
+pub fn replication_for(brokers: usize) -> (i32, Option<u32>) {
+    let replication = brokers.clamp(1, 3) as i32;
+    (replication, (replication >= 2).then_some(2))
+}
+
+/// Refuses a chain topic whose broker may delete or compact records.
+fn check_chain_kept_forever(
+    admin: &AdminClient<DefaultClientContext>,
+    config: &KafkaConfig,
+    topic: &str,
+) -> Result<(), TransportError> {
+    let options = AdminOptions::new().request_timeout(Some(BROKER_TIMEOUT));
+    let results = block_on(admin.describe_configs([&ResourceSpecifier::Topic(topic)], &options))
+        .kafka(format!("reading the configs of topic `{topic}`"))?;
+    let mut settings = Vec::new();
+    for result in results {
+        let resource = result.map_err(|code| {
+            TransportError::Other(format!("reading the configs of topic `{topic}`: {code}"))
+        })?;
+        settings.extend(
+            resource
+                .entries
+                .into_iter()
+                .filter_map(|e| Some((e.name, e.value?))),
+        );
+    }
+    match unsafe_chain_setting(settings.iter().map(|(k, v)| (k.as_str(), v.as_str()))) {
+        None => Ok(()),
+        Some(problem) => Err(TransportError::UnsafeChainTopic {
+            topic: topic.to_string(),
+            problem,
+            fix: format!(
+                "kafka-configs.sh --bootstrap-server {} --alter --entity-type topics \
+                 --entity-name {topic} --add-config retention.ms=-1,retention.bytes=-1,cleanup.policy=delete",
+                config.brokers
+            ),
+        }),
+    }
+}
+
+/// The first setting among a chain topic's configs that lets the broker drop
+/// records, described for the operator; `None` if the topic keeps everything.
+/// Settings the broker does not report are taken as safe.
+pub fn unsafe_chain_setting<'a>(
+    settings: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Option<String> {
+    for (key, value) in settings {
+        let value = value.trim();
+        match key {
+            "retention.ms" | "retention.bytes" if value != "-1" => {
+                return Some(format!(
+                    "{key}={value} lets the broker delete old blocks (the chain must be kept forever: -1)"
+                ))
+            }
+            "cleanup.policy" if value.split(',').any(|p| p.trim() == "compact") => {
+                return Some(format!(
+                    "cleanup.policy={value} lets the broker compact away blocks (must be delete, with unlimited retention)"
+                ))
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 fn create_if_missing(
@@ -84,9 +177,10 @@ fn create_if_missing(
     probe: &BaseConsumer,
     name: &str,
     partitions: i32,
+    replication: i32,
     configs: &[(&str, &str)],
 ) -> Result<(), TransportError> {
-    let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(-1));
+    let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(replication));
     for (key, value) in configs {
         topic = topic.set(key, value);
     }
@@ -95,11 +189,12 @@ fn create_if_missing(
         .kafka(format!("creating topic `{name}`"))?;
     for result in results {
         match result {
-            Ok(_) => tracing::info!(topic = name, partitions, "created topic"),
+            Ok(_) => tracing::info!(topic = name, partitions, replication, "created topic"),
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((_, code)) => {
                 return Err(TransportError::Other(format!(
-                    "creating topic `{name}` with {partitions} partition(s): {code}"
+                    "creating topic `{name}` with {partitions} partition(s), \
+                     replication factor {replication}: {code}"
                 )))
             }
         }
@@ -164,4 +259,44 @@ pub fn describe_with(consumer: &BaseConsumer, name: &str) -> Result<TopicInfo, T
         name: name.to_string(),
         partitions,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replication_follows_the_cluster_size() {
+        assert_eq!(replication_for(0), (1, None));
+        assert_eq!(replication_for(1), (1, None));
+        assert_eq!(replication_for(2), (2, Some(2)));
+        assert_eq!(replication_for(3), (3, Some(2)));
+        assert_eq!(replication_for(7), (3, Some(2)));
+    }
+
+    #[test]
+    fn a_chain_topic_kept_forever_passes() {
+        let kept = [
+            ("retention.ms", "-1"),
+            ("retention.bytes", "-1"),
+            ("cleanup.policy", "delete"),
+            ("min.insync.replicas", "2"),
+        ];
+        assert_eq!(unsafe_chain_setting(kept), None);
+        // A broker that reports nothing (Tansu) is not refused.
+        assert_eq!(unsafe_chain_setting([]), None);
+    }
+
+    #[test]
+    fn finite_retention_or_compaction_is_refused() {
+        let week = unsafe_chain_setting([("retention.ms", "604800000"), ("retention.bytes", "-1")]);
+        assert!(week.is_some_and(|p| p.contains("retention.ms=604800000")));
+        let bytes =
+            unsafe_chain_setting([("retention.ms", "-1"), ("retention.bytes", "1073741824")]);
+        assert!(bytes.is_some_and(|p| p.contains("retention.bytes")));
+        for policy in ["compact", "compact,delete", "delete, compact"] {
+            let problem = unsafe_chain_setting([("cleanup.policy", policy)]);
+            assert!(problem.is_some_and(|p| p.contains("compact")), "{policy}");
+        }
+    }
 }

@@ -1,9 +1,16 @@
 //! Test harness shared by the integration tests (`mod support;`).
 //!
-//! - [`broker`]: bootstrap address of a Kafka-compatible broker. `KAFKACHAIN_TEST_BROKERS`
-//!   if set (scripts/test sets it), else a private Tansu started once per test process on a
-//!   free port with a temporary data dir, killed by the kernel when the process ends.
+//! - [`engine`]: which broker the tests run against, `KAFKACHAIN_TEST_ENGINE=tansu|kafka`
+//!   (default tansu); [`skip_unless`] lets a test that needs a behaviour only one engine
+//!   has skip itself, with a printed reason, on the other.
+//! - [`broker`]: bootstrap address of the test broker. `KAFKACHAIN_TEST_BROKERS` if set
+//!   (scripts/test sets it), else a private broker of [`engine`] started once per test
+//!   process: Tansu on a free port with a temporary data dir, killed by the kernel when
+//!   the process ends; Apache Kafka via `scripts/broker`, stopped by its watcher then.
 //! - [`Tansu`]: one Tansu process you own (killed on drop), for tests that need their own.
+//! - [`ScriptBroker`]: a broker (Tansu, or a 1- or 3-node Kafka) started with
+//!   `scripts/broker` in a temporary data dir, with `kill`/`stop_node`/`restart` of one
+//!   node: what the broker-fault tests use.
 //! - [`unique_topic`], [`create_topic`], [`create_topic_with`]: topics that never collide.
 //! - [`config`], [`produce`]: rdkafka clients pointed at [`broker`].
 //! - [`wait_until`]: polling with a deadline, so a dead broker fails a test instead of hanging it.
@@ -49,6 +56,14 @@ pub fn broker() -> &'static str {
             static EXTERNAL: OnceLock<String> = OnceLock::new();
             return EXTERNAL.get_or_init(|| addr);
         }
+    }
+    if engine() == Engine::Kafka {
+        // Never dropped: the broker's watcher stops it when this process exits.
+        static KAFKA: OnceLock<Result<ScriptBroker, String>> = OnceLock::new();
+        return match KAFKA.get_or_init(|| ScriptBroker::start(Engine::Kafka, 1)) {
+            Ok(kafka) => &kafka.addr,
+            Err(err) => panic!("{err}"),
+        };
     }
     match shared() {
         Ok(shared) => &shared.addr,
@@ -433,4 +448,223 @@ pub fn python() -> PathBuf {
         );
     }
     path
+}
+
+/// The broker implementation under test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// Tansu 0.6.0: one small binary, SQLite storage (the default).
+    Tansu,
+    /// Apache Kafka 4.x (KRaft), installed by `scripts/setup --engine kafka`.
+    Kafka,
+}
+
+impl Engine {
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Tansu => "tansu",
+            Engine::Kafka => "kafka",
+        }
+    }
+}
+
+/// The engine named by `KAFKACHAIN_TEST_ENGINE` (`tansu` when unset). Panics on any
+/// other value, so a typo never silently tests the wrong broker.
+pub fn engine() -> Engine {
+    match std::env::var("KAFKACHAIN_TEST_ENGINE")
+        .as_deref()
+        .map(str::trim)
+    {
+        Err(_) | Ok("") | Ok("tansu") => Engine::Tansu,
+        Ok("kafka") => Engine::Kafka,
+        Ok(other) => panic!("KAFKACHAIN_TEST_ENGINE={other}: expected tansu or kafka"),
+    }
+}
+
+/// True (after printing why) if the test must be skipped because it needs `needed`
+/// and the suite runs on another engine. Use as `if skip_unless(Engine::Kafka, "...") { return; }`.
+pub fn skip_unless(needed: Engine, reason: &str) -> bool {
+    let current = engine();
+    if current == needed {
+        return false;
+    }
+    let line = format!(
+        "skipped on {}: needs {} ({reason}); run with KAFKACHAIN_TEST_ENGINE={} (scripts/test does)",
+        current.name(),
+        needed.name(),
+        needed.name()
+    );
+    eprintln!("{line}");
+    // scripts/test counts skips for its summary line.
+    if let Some(path) = std::env::var_os("KAFKACHAIN_TEST_SKIP_LOG") {
+        use std::io::Write;
+        let test = std::thread::current().name().unwrap_or("?").to_string();
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            let _ = writeln!(f, "{test}: {line}");
+        }
+    }
+    true
+}
+
+/// A broker started by `scripts/broker` in a temporary data dir, stopped (and its
+/// data removed) on drop. Started with `--owner-pid` of this test process, so a
+/// watcher stops it even if the test process is killed.
+pub struct ScriptBroker {
+    pub engine: Engine,
+    pub nodes: u32,
+    /// Bootstrap address (every node, comma-separated).
+    pub addr: String,
+    /// Client port of node 1; node N listens on `base_port + N - 1`.
+    pub base_port: u16,
+    data_dir: tempfile::TempDir,
+}
+
+impl ScriptBroker {
+    /// Starts `nodes` nodes of `engine` and waits until every one answers metadata.
+    pub fn start(engine: Engine, nodes: u32) -> Result<ScriptBroker, String> {
+        let mut last_err = String::new();
+        // Ports are free when we look; another process may take one before the
+        // broker binds it, so retry with new ones.
+        for _ in 0..3 {
+            let data_dir = tempfile::Builder::new()
+                .prefix(&format!("kafkachain-{}-", engine.name()))
+                .tempdir()
+                .map_err(|e| format!("creating a broker data dir: {e}"))?;
+            let base_port = free_port_run(2 * nodes as u16)?;
+            let out = Self::script(
+                data_dir.path(),
+                &[
+                    "start",
+                    "--engine",
+                    engine.name(),
+                    "--nodes",
+                    &nodes.to_string(),
+                    "--port",
+                    &base_port.to_string(),
+                    "--owner-pid",
+                    &std::process::id().to_string(),
+                ],
+            );
+            match out {
+                Ok(stdout) => {
+                    let addr = stdout.lines().last().unwrap_or_default().trim().to_string();
+                    return Ok(ScriptBroker {
+                        engine,
+                        nodes,
+                        addr,
+                        base_port,
+                        data_dir,
+                    });
+                }
+                Err(err) => {
+                    // Stop whatever did start before trying other ports.
+                    let _ = Self::script(data_dir.path(), &["stop"]);
+                    last_err = err;
+                }
+            }
+        }
+        Err(last_err)
+    }
+
+    /// Runs `scripts/broker ARGS --data-dir DIR`; its stdout, or an error with stderr.
+    fn script(data_dir: &Path, args: &[&str]) -> Result<String, String> {
+        let script = repo_root().join("scripts/broker");
+        let out = Command::new(&script)
+            .args(args)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .env("KAFKACHAIN_PYTHON", python())
+            .env_remove("KAFKACHAIN_ENGINE")
+            .env_remove("KAFKACHAIN_BROKER_OWNER_PID")
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("running {}: {e}", script.display()))?;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        if out.status.success() {
+            Ok(stdout)
+        } else {
+            Err(format!(
+                "scripts/broker {} failed ({}):\n{stdout}{}",
+                args.join(" "),
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    }
+
+    fn run(&self, args: &[&str]) {
+        if let Err(err) = Self::script(self.data_dir.path(), args) {
+            panic!("{err}");
+        }
+    }
+
+    /// Address of node `n` (1-based).
+    pub fn node_addr(&self, n: u32) -> String {
+        format!("127.0.0.1:{}", u32::from(self.base_port) + n - 1)
+    }
+
+    /// SIGKILL node `n`: no controlled shutdown, no flush.
+    pub fn kill(&self, n: u32) {
+        self.run(&["kill", &n.to_string()]);
+    }
+
+    /// Stops node `n` gracefully (controlled shutdown).
+    pub fn stop_node(&self, n: u32) {
+        self.run(&["stop", &n.to_string()]);
+    }
+
+    /// Starts node `n` again (stopping it first if it runs) and waits until it answers.
+    pub fn restart(&self, n: u32) {
+        self.run(&["restart", &n.to_string()]);
+    }
+
+    /// Where the broker's data and logs are.
+    pub fn data_dir(&self) -> &Path {
+        self.data_dir.path()
+    }
+
+    /// The last lines of every node's log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let mut out = String::new();
+        let logs: Vec<PathBuf> = match self.engine {
+            Engine::Tansu => vec![self.data_dir.path().join("tansu.log")],
+            Engine::Kafka => (1..=self.nodes)
+                .map(|n| self.data_dir.path().join(format!("node-{n}/server.log")))
+                .collect(),
+        };
+        for log in logs {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            out.push_str(&format!("--- {}\n", log.display()));
+            out.push_str(&lines[lines.len().saturating_sub(15)..].join("\n"));
+            out.push('\n');
+        }
+        out
+    }
+}
+
+impl Drop for ScriptBroker {
+    fn drop(&mut self) {
+        let _ = Self::script(self.data_dir.path(), &["stop"]);
+    }
+}
+
+/// A port P with P .. P+n-1 all free a moment ago.
+fn free_port_run(n: u16) -> Result<u16, String> {
+    for _ in 0..100 {
+        let base = free_port()?;
+        if base.checked_add(n).is_none() {
+            continue;
+        }
+        let all_free =
+            (base..base + n).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok());
+        if all_free {
+            return Ok(base);
+        }
+    }
+    Err(format!("no run of {n} free ports found on 127.0.0.1"))
 }
