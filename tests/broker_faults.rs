@@ -18,12 +18,13 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use kafkachain::chain::Origin;
+use kafkachain::chain::{ChainState, Origin};
+use kafkachain::transport::chain_log::read_to_end;
 use kafkachain::transport::publish::{Profile, Publisher};
-use kafkachain::transport::{topics, KafkaConfig, TopicNames};
+use kafkachain::transport::{topics, KafkaConfig, TopicNames, TransportError};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
-use cluster::{node_flags, Ledger, NodeProc};
+use cluster::{node_flags, ChainView, Ledger, NodeProc};
 use support::{Engine, ScriptBroker};
 
 /// A ledger (fresh topics, 2 transactions partitions) on `broker`.
@@ -165,9 +166,45 @@ fn chain_leader(ledger: &Ledger) -> u32 {
     )
 }
 
+/// Replays the chain topic once (as `Ledger::replay`, but returning the error, which
+/// is expected while brokers come and go).
+fn try_replay(ledger: &Ledger) -> Result<ChainView, TransportError> {
+    let mut chain = ChainState::new();
+    let mut view = ChainView::default();
+    read_to_end(
+        &ledger.kafka(),
+        &ledger.topics.chain,
+        0,
+        Duration::from_secs(30),
+        |record| match chain.apply(&record.payload) {
+            Ok(block) => view.origins.extend(&block.origins),
+            Err(d) if d.is_stale() => view.stale += 1,
+            Err(d) => view
+                .invalid
+                .push(format!("offset {}: {}", record.offset, d.reason)),
+        },
+    )?;
+    view.height = chain.height();
+    view.tip = chain.tip().map(|t| t.hash.to_string()).unwrap_or_default();
+    Ok(view)
+}
+
+/// [`try_replay`] until it succeeds (a minute at most).
+fn replay(ledger: &Ledger) -> ChainView {
+    let mut last = None;
+    for _ in 0..30 {
+        match try_replay(ledger) {
+            Ok(view) => return view,
+            Err(err) => last = Some(err),
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    panic!("replaying the chain topic kept failing: {last:?}");
+}
+
 /// Transactions currently on the chain.
 fn txs_on_chain(ledger: &Ledger) -> usize {
-    ledger.replay().1.origins.len()
+    replay(ledger).origins.len()
 }
 
 /// Waits until at least `n` transactions are on the chain; panics with the broker
@@ -206,7 +243,15 @@ fn wait_for_chain(ledger: &Ledger, n: usize, timeout: Duration, what: &str, node
 
 /// Every acknowledged transaction once, the same tip on every node, verify exits 0.
 fn assert_ledger_intact(ledger: &Ledger, origins: &[Origin], nodes: Vec<NodeProc>) {
-    let view = ledger.wait_for_txs(origins.len(), Duration::from_secs(300));
+    let nodes_ref: Vec<&NodeProc> = nodes.iter().collect();
+    wait_for_chain(
+        ledger,
+        origins.len(),
+        Duration::from_secs(300),
+        "after the faults",
+        &nodes_ref,
+    );
+    let view = replay(ledger);
     view.assert_exactly_once(origins);
     assert!(
         view.invalid.is_empty(),
