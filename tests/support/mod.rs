@@ -269,10 +269,10 @@ fn remove_stale_data_dirs() {
     };
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let Some(rest) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix("kafkachain-tansu-"))
-        else {
+        let Some(rest) = name.to_str().and_then(|n| {
+            n.strip_prefix("kafkachain-tansu-")
+                .or_else(|| n.strip_prefix("kafkachain-kafka-"))
+        }) else {
             continue;
         };
         let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
@@ -530,8 +530,15 @@ impl ScriptBroker {
         // Ports are free when we look; another process may take one before the
         // broker binds it, so retry with new ones.
         for _ in 0..3 {
+            remove_stale_data_dirs();
+            // Named after this process: a leftover of a killed test process is
+            // recognised and removed by the next one.
             let data_dir = tempfile::Builder::new()
-                .prefix(&format!("kafkachain-{}-", engine.name()))
+                .prefix(&format!(
+                    "kafkachain-{}-{}-",
+                    engine.name(),
+                    std::process::id()
+                ))
                 .tempdir()
                 .map_err(|e| format!("creating a broker data dir: {e}"))?;
             let base_port = free_port_run(2 * nodes as u16)?;
