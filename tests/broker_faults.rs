@@ -317,6 +317,16 @@ fn broker_restart_mid_stream_loses_nothing() {
         stream.acked() <= acked_at_stop + 5,
         "transactions acknowledged while the broker was down"
     );
+    // The operator can tell from the log why nothing happens (librdkafka's line,
+    // repeated every few seconds while it keeps reconnecting).
+    for node in [&a, &b] {
+        let log = node.log();
+        assert!(
+            log.contains("All broker connections are down"),
+            "node {} says nothing about the broker being unreachable:\n{log}",
+            node.id
+        );
+    }
     broker.restart(1);
 
     let resumed_at = stream.acked();

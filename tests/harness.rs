@@ -126,6 +126,8 @@ fn shared_tansu_dies_with_the_test_process() {
             "--nocapture",
         ])
         .env_remove("KAFKACHAIN_TEST_BROKERS")
+        // The shared broker under test here is the Tansu one, whatever the suite runs on.
+        .env("KAFKACHAIN_TEST_ENGINE", "tansu")
         .env("KAFKACHAIN_HARNESS_CHILD", "1")
         .output()
         .expect("running child test process");
