@@ -92,12 +92,12 @@ pub fn ensure_topics(config: &KafkaConfig, names: &TopicNames) -> Result<(), Tra
     // The chain is the ledger: never let the broker delete or compact it.
     let mut chain_configs = vec![("retention.ms", "-1"), ("retention.bytes", "-1")];
     chain_configs.extend(&replicated);
-    create_if_missing(&admin, &probe, &names.chain, 1, replication, &chain_configs)?;
-    let chain = describe_with(&probe, &names.chain)?;
-    if chain.partitions.len() != 1 {
+    let chain_partitions =
+        create_if_missing(&admin, &probe, &names.chain, 1, replication, &chain_configs)?;
+    if chain_partitions != 1 {
         return Err(TransportError::ChainTopicPartitions {
             topic: names.chain.clone(),
-            partitions: chain.partitions.len(),
+            partitions: chain_partitions,
         });
     }
     check_chain_kept_forever(&admin, config, &names.chain)
@@ -172,6 +172,8 @@ pub fn unsafe_chain_setting<'a>(
     None
 }
 
+/// Creates topic `name` unless it exists and waits until every partition has a leader;
+/// returns the partition count (of the existing topic, if it was there).
 fn create_if_missing(
     admin: &AdminClient<DefaultClientContext>,
     probe: &BaseConsumer,
@@ -179,7 +181,7 @@ fn create_if_missing(
     partitions: i32,
     replication: i32,
     configs: &[(&str, &str)],
-) -> Result<(), TransportError> {
+) -> Result<usize, TransportError> {
     let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(replication));
     for (key, value) in configs {
         topic = topic.set(key, value);
@@ -199,7 +201,9 @@ fn create_if_missing(
             }
         }
     }
-    // Creation is asynchronous on some brokers: wait until metadata shows the topic.
+    // Creation is asynchronous: wait until metadata shows the topic with a leader
+    // for every partition (Apache Kafka lists a new partition a moment before its
+    // leader serves it; reading offsets then fails with NotLeaderForPartition).
     let deadline = std::time::Instant::now() + BROKER_TIMEOUT;
     loop {
         let metadata = probe
@@ -208,9 +212,15 @@ fn create_if_missing(
         let ready = metadata
             .topics()
             .iter()
-            .any(|t| t.name() == name && t.error().is_none() && !t.partitions().is_empty());
-        if ready {
-            return Ok(());
+            .find(|t| t.name() == name && t.error().is_none() && !t.partitions().is_empty())
+            .filter(|t| {
+                t.partitions()
+                    .iter()
+                    .all(|p| p.error().is_none() && p.leader() >= 0)
+            })
+            .map(|t| t.partitions().len());
+        if let Some(count) = ready {
+            return Ok(count);
         }
         if std::time::Instant::now() > deadline {
             return Err(TransportError::MissingTopic(name.to_string()));
