@@ -22,6 +22,8 @@ use kafkachain::chain::{ChainState, Origin};
 use kafkachain::transport::chain_log::read_to_end;
 use kafkachain::transport::publish::{Profile, Publisher};
 use kafkachain::transport::{topics, KafkaConfig, TopicNames, TransportError};
+use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use cluster::{node_flags, ChainView, Ledger, NodeProc};
@@ -202,6 +204,37 @@ fn replay(ledger: &Ledger) -> ChainView {
     panic!("replaying the chain topic kept failing: {last:?}");
 }
 
+/// The topic (as `topics::ensure_topics`, i.e. `kafkachain topics create`, made it on
+/// 3 brokers) has 3 replicas per partition and `min.insync.replicas=2`.
+fn assert_replicated(ledger: &Ledger, topic: &str) {
+    let probe: BaseConsumer = ledger.kafka().client(&[]).create().expect("client");
+    let md = probe
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    let partitions = md.topics().first().expect("the topic").partitions();
+    assert!(!partitions.is_empty(), "{topic} has partitions");
+    for p in partitions {
+        assert_eq!(p.replicas().len(), 3, "{topic}[{}] replicas", p.id());
+    }
+    let admin: AdminClient<DefaultClientContext> =
+        ledger.kafka().client(&[]).create().expect("admin");
+    let opts = AdminOptions::new().request_timeout(Some(Duration::from_secs(30)));
+    let resource = futures_executor::block_on(
+        admin.describe_configs([&ResourceSpecifier::Topic(topic)], &opts),
+    )
+    .expect("describe_configs")
+    .into_iter()
+    .next()
+    .expect("one result")
+    .expect("topic configs");
+    let min_isr = resource
+        .entries
+        .iter()
+        .find(|e| e.name == "min.insync.replicas")
+        .and_then(|e| e.value.clone());
+    assert_eq!(min_isr.as_deref(), Some("2"), "{topic} min.insync.replicas");
+}
+
 /// Transactions currently on the chain.
 fn txs_on_chain(ledger: &Ledger) -> usize {
     replay(ledger).origins.len()
@@ -352,6 +385,8 @@ fn kafka_leader_killed_then_below_min_isr_loses_nothing() {
     }
     let broker = ScriptBroker::start(Engine::Kafka, 3).unwrap_or_else(|e| panic!("{e}"));
     let ledger = ledger_on(&broker, "leader-kill");
+    assert_replicated(&ledger, &ledger.topics.chain);
+    assert_replicated(&ledger, &ledger.topics.transactions);
     let a = ledger.node("member-a", &node_flags(None, 20, 8));
     let b = ledger.node("member-b", &node_flags(None, 20, 8));
     let stream = Stream::start(&ledger, "carol", Duration::from_millis(25));
