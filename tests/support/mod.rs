@@ -529,7 +529,7 @@ impl ScriptBroker {
         let mut last_err = String::new();
         // Ports are free when we look; another process may take one before the
         // broker binds it, so retry with new ones.
-        for _ in 0..3 {
+        for _ in 0..2 {
             remove_stale_data_dirs();
             // Named after this process: a leftover of a killed test process is
             // recognised and removed by the next one.
@@ -585,6 +585,11 @@ impl ScriptBroker {
             .arg("--data-dir")
             .arg(data_dir)
             .env("KAFKACHAIN_PYTHON", python())
+            // A JVM starting on a busy 2-core machine is slow; waiting beats retrying.
+            .env(
+                "KAFKACHAIN_BROKER_TIMEOUT",
+                std::env::var("KAFKACHAIN_BROKER_TIMEOUT").unwrap_or_else(|_| "300".into()),
+            )
             .env_remove("KAFKACHAIN_ENGINE")
             .env_remove("KAFKACHAIN_BROKER_OWNER_PID")
             .stdin(Stdio::null())
