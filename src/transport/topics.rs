@@ -1,16 +1,30 @@
 //! The two topics of a ledger: transactions (any number of partitions) and the chain
 //! (exactly one partition, kept forever, because Kafka's order within that partition
 //! *is* the consensus).
+//!
+//! Retention: the chain topic keeps everything forever (`retention.ms=-1`,
+//! `retention.bytes=-1`). A transactions topic created here keeps records for
+//! [`TX_RETENTION_MS`] (7 days) whatever the broker's default: a transaction must stay
+//! readable until some node has put it on the chain, so a ledger whose nodes are down
+//! for longer than that loses what was submitted meanwhile. Topics that already exist
+//! keep their configuration.
 
 use std::time::Duration;
 
 use futures_executor::block_on;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::types::RDKafkaErrorCode;
 
 use super::{KafkaConfig, KafkaResultExt, TransportError, BROKER_TIMEOUT};
+
+/// Retention of a transactions topic created by kafkachain: 7 days.
+pub const TX_RETENTION_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+
+/// Kafka's default `max.message.bytes` (1 MiB + 12 bytes of batch overhead): assumed
+/// for the chain topic when the broker does not report the topic's own value.
+pub const DEFAULT_TOPIC_MAX_MESSAGE_BYTES: usize = 1_048_588;
 
 /// Topic names and the partition count used when creating the transactions topic.
 #[derive(Clone, Debug)]
@@ -60,7 +74,14 @@ pub fn ensure_topics(config: &KafkaConfig, names: &TopicNames) -> Result<(), Tra
         .kafka("creating Kafka admin client")?;
     let probe = metadata_client(config)?;
     let partitions = names.tx_partitions.max(1);
-    create_if_missing(&admin, &probe, &names.transactions, partitions, &[])?;
+    let retention = TX_RETENTION_MS.to_string();
+    create_if_missing(
+        &admin,
+        &probe,
+        &names.transactions,
+        partitions,
+        &[("retention.ms", &retention)],
+    )?;
     create_if_missing(
         &admin,
         &probe,
@@ -122,6 +143,45 @@ fn create_if_missing(
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// A topic's `max.message.bytes` as the broker reports it (None if it does not).
+pub fn max_message_bytes(
+    config: &KafkaConfig,
+    topic: &str,
+) -> Result<Option<usize>, TransportError> {
+    topic_config(config, topic, "max.message.bytes")
+        .map(|value| value.and_then(|v| v.trim().parse().ok()))
+}
+
+/// One configuration value of a topic (DescribeConfigs), None if not reported.
+pub fn topic_config(
+    config: &KafkaConfig,
+    topic: &str,
+    key: &str,
+) -> Result<Option<String>, TransportError> {
+    let admin: AdminClient<DefaultClientContext> = config
+        .client(&[])
+        .create()
+        .kafka("creating Kafka admin client")?;
+    let options = AdminOptions::new().request_timeout(Some(BROKER_TIMEOUT));
+    let results = block_on(admin.describe_configs([&ResourceSpecifier::Topic(topic)], &options))
+        .kafka(format!("describing the configuration of topic `{topic}`"))?;
+    for result in results {
+        match result {
+            Ok(resource) => {
+                if let Some(entry) = resource.get(key) {
+                    return Ok(entry.value.clone());
+                }
+            }
+            Err(code) => {
+                return Err(TransportError::Other(format!(
+                    "describing the configuration of topic `{topic}`: {code}"
+                )))
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// Partitions and watermarks of one topic.
