@@ -353,3 +353,28 @@ fn the_transactions_topic_gets_an_explicit_retention() {
         Some(topics::TX_RETENTION_MS.to_string().as_str())
     );
 }
+
+/// Issue 13 item 7. Partitions added to the chain topic under a running node: blocks
+/// always go to partition 0, and the node stops with the reason (the old one mined on,
+/// sending blocks wherever the partitioner put them).
+#[test]
+fn partitions_added_to_the_chain_topic_stop_the_node() {
+    let ledger = Ledger::new("chain-partitions", 1);
+    let mut node = ledger.node("strict", &node_flags(Some(0), 5, 8));
+    let origins = ledger.send(10, Some(0), "alice");
+    ledger.wait_for_txs(origins.len(), Duration::from_secs(120));
+    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+        support::config().create().expect("admin");
+    let options = rdkafka::admin::AdminOptions::new().operation_timeout(Some(support::TIMEOUT));
+    let added = futures_executor::block_on(admin.create_partitions(
+        &[rdkafka::admin::NewPartitions::new(&ledger.topics.chain, 2)],
+        &options,
+    ))
+    .expect("adding a partition to the chain topic");
+    assert!(added.iter().all(|r| r.is_ok()), "{added:?}");
+    let status = node.wait_exit(Duration::from_secs(60));
+    let log = node.log();
+    let status = status.unwrap_or_else(|| panic!("the node mines on; log:\n{log}"));
+    assert!(!status.success(), "exited cleanly; log:\n{log}");
+    assert!(log.contains("the chain needs exactly one"), "log:\n{log}");
+}

@@ -693,7 +693,11 @@ impl Node {
         if self.build_after.is_some_and(|t| Instant::now() < t) {
             return;
         }
-        let full = self.pool.len() >= self.config.block_size;
+        let reward = Transaction::reward(&self.id, &self.config.reward);
+        let room = self.budget.tx_bytes(reward.encoded_len());
+        // Full by count, or by bytes (the pending transactions would fill a block).
+        let full = self.pool.len() >= self.budget.max_txs()
+            || self.pool.bytes() + BLOCK_TX_SEPARATOR_BYTES * self.pool.len() >= room;
         let waited = self
             .pool
             .oldest_wait(Instant::now())
