@@ -433,7 +433,7 @@ impl Node {
         let sent = self
             .publisher
             .send(GENESIS_TAG, Some(CHAIN_PARTITION), &genesis)
-            .and_then(|()| self.publisher.flush(crate::transport::BROKER_TIMEOUT));
+            .and_then(|()| self.publisher.flush(Duration::from_secs(5)));
         match sent {
             Ok(()) => {
                 if at == 0 {
@@ -463,6 +463,13 @@ impl Node {
             self.intake_channels.clone(),
         )?);
         info!(id = %self.id, intake = ?self.config.intake, "node running");
+        let result = self.run_loop(shutdown);
+        // The same bounded stop whether the loop ended on SIGTERM or on an error.
+        self.stop();
+        result.map(|()| self.finish())
+    }
+
+    fn run_loop(&mut self, shutdown: &Shutdown) -> Result<(), NodeError> {
         let tick = crossbeam_channel::tick(Duration::from_millis(25));
         while !shutdown.is_triggered() {
             let intake_rx =
@@ -494,6 +501,12 @@ impl Node {
             self.maybe_commit();
             self.maybe_report_status();
         }
+        Ok(())
+    }
+
+    /// Cancels mining, commits what is safe, leaves the group and flushes the
+    /// producer, each with a bounded wait.
+    fn stop(&mut self) {
         info!("shutting down: committing offsets and leaving the group");
         self.miner.cancel();
         self.drain_control();
@@ -515,7 +528,6 @@ impl Node {
             }
         }
         let _ = self.publisher.flush(STOP_FLUSH_TIMEOUT);
-        Ok(self.finish())
     }
 
     /// Handles the control events already queued (assignments, revocations, commits).
