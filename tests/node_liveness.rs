@@ -80,6 +80,26 @@ fn first_unmined(on_chain: &HashSet<Origin>, partition: i32) -> i64 {
         .unwrap_or(0)
 }
 
+/// Waits until `n` transactions are on the chain; panics with the node's log if not.
+fn wait_on_chain(ledger: &Ledger, node: &cluster::NodeProc, n: usize, timeout: Duration) {
+    let started = Instant::now();
+    loop {
+        node.assert_alive();
+        let (_, view) = ledger.replay();
+        if view.origins.len() >= n {
+            return;
+        }
+        assert!(
+            started.elapsed() < timeout,
+            "only {} of {n} transactions on the chain after {timeout:?}; log of {}:\n{}",
+            view.origins.len(),
+            node.id,
+            node.log()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
 fn small_tx(i: usize) -> Vec<u8> {
     format!(r#"{{"from": "alice", "to": "bob", "amount": {i}}}"#).into_bytes()
 }
@@ -91,10 +111,10 @@ fn small_tx(i: usize) -> Vec<u8> {
 #[test]
 fn sigterm_with_a_full_pool_stops_within_seconds() {
     let ledger = Ledger::new("full-pool-stop", 1);
-    let mut node = ledger.node("slowpoke", &node_flags(Some(0), 3, 24));
+    let mut node = ledger.node("slowpoke", &node_flags(Some(0), 3, 20));
     let payloads: Vec<Vec<u8>> = (0..80_000).map(small_tx).collect();
     send_raw(&ledger, 0, &payloads);
-    ledger.wait_for_txs(3, Duration::from_secs(180));
+    wait_on_chain(&ledger, &node, 3, Duration::from_secs(180));
     // Let the node read everything it will take in.
     std::thread::sleep(Duration::from_secs(5));
     node.assert_alive();
@@ -221,7 +241,8 @@ fn a_transaction_too_large_for_any_block_is_skipped_and_committed_past() {
         .copied()
         .filter(|o| *o != huge_origin)
         .collect();
-    let view = ledger.wait_for_txs(expected.len(), Duration::from_secs(120));
+    wait_on_chain(&ledger, &node, expected.len(), Duration::from_secs(120));
+    let (_, view) = ledger.replay();
     view.assert_exactly_once(&expected);
     let log = node.terminate();
     assert!(
@@ -243,7 +264,8 @@ fn a_chain_topic_without_a_valid_genesis_gets_one() {
     ledger.publish_raw_blocks(&[b"not a block".to_vec(), b"{\"index\": 1}".to_vec()]);
     let mut node = ledger.node("founder", &node_flags(Some(0), 5, 8));
     let origins = ledger.send(20, Some(0), "alice");
-    let view = ledger.wait_for_txs(origins.len(), Duration::from_secs(120));
+    wait_on_chain(&ledger, &node, origins.len(), Duration::from_secs(120));
+    let (_, view) = ledger.replay();
     view.assert_exactly_once(&origins);
     assert_eq!(view.invalid.len(), 2, "{:?}", view.invalid);
     let log = node.terminate();
@@ -258,7 +280,7 @@ fn a_recreated_chain_topic_stops_the_node_with_a_reason() {
     let ledger = Ledger::new("recreated", 1);
     let mut node = ledger.node("witness", &node_flags(Some(0), 5, 8));
     let origins = ledger.send(20, Some(0), "alice");
-    ledger.wait_for_txs(origins.len(), Duration::from_secs(120));
+    wait_on_chain(&ledger, &node, origins.len(), Duration::from_secs(120));
 
     let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
         support::config().create().expect("admin");
@@ -290,7 +312,7 @@ fn a_recreated_chain_topic_stops_the_node_with_a_reason() {
 #[test]
 fn a_rebalance_completes_while_the_pool_is_full() {
     let ledger = Ledger::new("full-pool-rebalance", 2);
-    let slow = node_flags(None, 3, 24);
+    let slow = node_flags(None, 3, 20);
     let mut a = ledger.node("busy", &slow);
     support::wait_until(Duration::from_secs(60), "busy to get partitions", || {
         a.log().contains("partitions assigned").then_some(())
@@ -298,7 +320,7 @@ fn a_rebalance_completes_while_the_pool_is_full() {
     let payloads: Vec<Vec<u8>> = (0..40_000).map(small_tx).collect();
     send_raw(&ledger, 0, &payloads);
     send_raw(&ledger, 1, &payloads);
-    ledger.wait_for_txs(3, Duration::from_secs(180));
+    wait_on_chain(&ledger, &a, 3, Duration::from_secs(180));
     std::thread::sleep(Duration::from_secs(5));
 
     let mut b = ledger.node("newcomer", &slow);
@@ -313,7 +335,16 @@ fn a_rebalance_completes_while_the_pool_is_full() {
                 .then_some(())
         },
     );
-    assert!(a.log().contains("partitions revoked"), "{}", a.log());
+    let handed_over = Instant::now();
+    while !a.log().contains("partitions revoked") {
+        assert!(
+            handed_over.elapsed() < Duration::from_secs(30),
+            "the busy node never logged the revocation; busy:\n{}\nnewcomer:\n{}",
+            a.log(),
+            b.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 
     let started = Instant::now();
     a.signal_term();
@@ -362,7 +393,7 @@ fn partitions_added_to_the_chain_topic_stop_the_node() {
     let ledger = Ledger::new("chain-partitions", 1);
     let mut node = ledger.node("strict", &node_flags(Some(0), 5, 8));
     let origins = ledger.send(10, Some(0), "alice");
-    ledger.wait_for_txs(origins.len(), Duration::from_secs(120));
+    wait_on_chain(&ledger, &node, origins.len(), Duration::from_secs(120));
     let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
         support::config().create().expect("admin");
     let options = rdkafka::admin::AdminOptions::new().operation_timeout(Some(support::TIMEOUT));
