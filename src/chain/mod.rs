@@ -30,7 +30,9 @@ pub use origins::OriginSet;
 pub use pow::{Mined, Miner, Work};
 pub use replay::{Appended, ChainState, Discarded, Tip};
 pub use rules::{RuleError, Rules, DEFAULT_V2_DIFFICULTY};
-pub use template::{genesis, BlockTemplate, Transaction};
+pub use template::{
+    genesis, BlockTemplate, Transaction, BLOCK_FRAME_BYTES, BLOCK_TX_SEPARATOR_BYTES,
+};
 
 /// Where a transaction came from: its partition and offset on the transactions
 /// topic. Each origin may appear on the chain at most once (v2), which is what

@@ -66,7 +66,20 @@ impl Transaction {
     pub fn canonical_json(&self) -> &str {
         &self.json
     }
+
+    /// Length of the canonical JSON; in a block each transaction also takes a
+    /// [`BLOCK_TX_SEPARATOR_BYTES`]-byte separator.
+    pub fn encoded_len(&self) -> usize {
+        self.json.len()
+    }
 }
+
+/// An upper bound on a block's canonical JSON apart from its transactions (index,
+/// hashes, proof, timestamp, keys and punctuation under either rule set), so that
+/// `BLOCK_FRAME_BYTES + Σ (encoded_len + BLOCK_TX_SEPARATOR_BYTES)` bounds a block.
+pub const BLOCK_FRAME_BYTES: usize = 512;
+/// `", "` between two transactions of a block.
+pub const BLOCK_TX_SEPARATOR_BYTES: usize = 2;
 
 /// Canonical JSON is ASCII (ensure_ascii), so this never loses anything.
 fn into_string(bytes: Vec<u8>) -> String {
@@ -260,6 +273,20 @@ mod tests {
     fn built_blocks_replay_under_both_rules() {
         build_chain(Rules::Seed, 3);
         build_chain(Rules::V2 { difficulty: 10 }, 3);
+    }
+
+    #[test]
+    fn frame_bound_holds() {
+        for rules in [Rules::Seed, Rules::V2 { difficulty: 1 }] {
+            let mut state = ChainState::new();
+            state.apply(&genesis(rules, 1.7e9)).unwrap();
+            let mut tip = state.tip().unwrap().clone();
+            tip.index = u64::MAX - 1;
+            let txs = [Transaction::reward("n", &Number::from(1))];
+            let t = BlockTemplate::new(&tip, rules, 1.234_567_890_123_456_7e300, &txs);
+            let len = t.seal(u64::MAX).len();
+            assert!(len <= BLOCK_FRAME_BYTES + txs[0].encoded_len() + BLOCK_TX_SEPARATOR_BYTES);
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The node: the tutorial's loop on Kafka, made safe.
 //!
 //! - [`pool`]: pending transactions and the safe commit point per partition.
+//! - [`budget`]: how big a block may be (transactions and bytes).
 //! - [`miner`]: proof of work on its own thread, cancelled when the tip moves.
 //! - [`identity`]: the node id kept in the data directory.
 //! - [`shutdown`]: the stop flag shared by every thread.
@@ -15,6 +16,7 @@
 //! 3. An offset is committed only when every transaction below it is on the chain (or
 //!    was malformed), so whoever reads the partition next resumes without a gap.
 
+pub mod budget;
 pub mod identity;
 pub mod miner;
 pub mod pool;

@@ -3,6 +3,10 @@
 //! The pool is also what decides which offsets are safe to commit: for each partition
 //! we own, everything below the oldest pending transaction is either on the chain,
 //! malformed, or a duplicate of something on the chain — so that is the commit point.
+//!
+//! The pool counts the canonical bytes it holds ([`Pool::bytes`]) so the node can bound
+//! it by memory as well as by count, and hands out block contents within a byte budget
+//! ([`Pool::oldest_within`]).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -23,6 +27,8 @@ pub struct Pool {
     arrivals: VecDeque<Origin>,
     /// Per owned partition: the offset after the highest one read so far.
     next_offset: HashMap<i32, i64>,
+    /// Canonical JSON bytes of the pending transactions.
+    bytes: usize,
 }
 
 impl Pool {
@@ -36,6 +42,11 @@ impl Pool {
 
     pub fn is_empty(&self) -> bool {
         self.pending.is_empty()
+    }
+
+    /// Canonical JSON bytes of the pending transactions.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     pub fn contains(&self, origin: Origin) -> bool {
@@ -55,6 +66,7 @@ impl Pool {
         if self.pending.contains_key(&origin) {
             return false;
         }
+        self.bytes += tx.encoded_len();
         self.pending.insert(origin, Pending { tx, arrived: now });
         self.arrivals.push_back(origin);
         true
@@ -62,10 +74,13 @@ impl Pool {
 
     /// Removes transactions that reached the chain; returns how many were pending here.
     pub fn remove(&mut self, origins: &[Origin]) -> usize {
-        let removed = origins
-            .iter()
-            .filter(|o| self.pending.remove(o).is_some())
-            .count();
+        let mut removed = 0;
+        for origin in origins {
+            if let Some(p) = self.pending.remove(origin) {
+                self.bytes -= p.tx.encoded_len();
+                removed += 1;
+            }
+        }
         self.trim_arrivals();
         removed
     }
@@ -74,8 +89,15 @@ impl Pool {
     /// them from the last commit.
     pub fn revoke(&mut self, partitions: &[i32]) -> usize {
         let before = self.pending.len();
-        self.pending
-            .retain(|origin, _| !partitions.contains(&origin.partition));
+        let mut bytes = 0;
+        self.pending.retain(|origin, p| {
+            let keep = !partitions.contains(&origin.partition);
+            if !keep {
+                bytes += p.tx.encoded_len();
+            }
+            keep
+        });
+        self.bytes -= bytes;
         for p in partitions {
             self.next_offset.remove(p);
         }
@@ -99,6 +121,31 @@ impl Pool {
             .take(n)
             .map(|p| p.tx.clone())
             .collect()
+    }
+
+    /// The oldest pending transactions, in arrival order, at most `n` of them and at
+    /// most `max_bytes` counting each one's canonical JSON plus `per_tx` bytes (the
+    /// separator in the block). Stops at the first that does not fit, so blocks stay
+    /// in arrival order.
+    pub fn oldest_within(&self, n: usize, max_bytes: usize, per_tx: usize) -> Vec<Transaction> {
+        let mut used = 0usize;
+        let mut out = Vec::new();
+        for p in self.arrivals.iter().filter_map(|o| self.pending.get(o)) {
+            let cost = p.tx.encoded_len() + per_tx;
+            if out.len() >= n || used + cost > max_bytes {
+                break;
+            }
+            used += cost;
+            out.push(p.tx.clone());
+        }
+        out
+    }
+
+    /// The oldest pending transaction's origin and canonical size.
+    pub fn oldest_entry(&self) -> Option<(Origin, usize)> {
+        self.arrivals
+            .iter()
+            .find_map(|o| self.pending.get(o).map(|p| (*o, p.tx.encoded_len())))
     }
 
     /// The offset to commit for each partition read so far: the oldest pending
@@ -213,8 +260,11 @@ mod tests {
                 }
             ]
         );
+        let three = pool.bytes();
+        assert_eq!(pool.oldest_within(10, three / 3 * 2 + 4, 2).len(), 2);
         assert_eq!(pool.revoke(&[1]), 2);
         assert_eq!(pool.len(), 1);
+        assert_eq!(pool.bytes(), three / 3);
         assert_eq!(pool.commit_positions(), vec![(0, 3)]);
     }
 }

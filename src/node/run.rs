@@ -1,4 +1,31 @@
 //! The node's event loop.
+//!
+//! # Liveness
+//!
+//! The loop never waits on anything but its channels, and every thread it owns checks
+//! a stop flag at least every 100 ms, so SIGTERM stops a node within seconds in every
+//! state: the miner is cancelled, the safe offsets are committed (bounded wait), the
+//! consumer leaves its group (bounded wait) and the producer is flushed (bounded wait).
+//!
+//! - A publish error never ends the node: the block is dropped, the node goes idle and
+//!   builds again after [`PUBLISH_RETRY`]; a block refused as too large shrinks the
+//!   byte budget first ([`BlockBudget`]).
+//! - A transaction that cannot fit any block is skipped with a warning and committed
+//!   past, like a malformed one.
+//! - A chain topic without a valid genesis block gets one: when replay reaches the end
+//!   without one, the node publishes a genesis and replays on.
+//! - Chain-topic read errors are retried with backoff, at start-up and while running,
+//!   except a truncated or recreated chain topic (or one with more than one partition),
+//!   which stops the node with an error that says so.
+//!
+//! # Memory while catching up
+//!
+//! Records from the chain reader to the loop: at most [`CHAIN_BUFFER_BYTES`] of payload
+//! in the channel plus one batch of at most [`CHAIN_BATCH_BYTES`] (or one record, if
+//! larger) being filled, on top of librdkafka's prefetch (`chain_log::PREFETCH_KBYTES`
+//! plus one fetch response of at most `chain_log::FETCH_MAX_BYTES`): about 72 MiB in
+//! all for blocks up to 4 MiB. Transactions: [`INTAKE_BUFFER_BYTES`] in the intake
+//! channel and [`MAX_PENDING_BYTES`] in the pool.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -6,19 +33,22 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crossbeam_channel::{bounded, select, unbounded, Receiver, Sender};
+use crossbeam_channel::{bounded, select, unbounded, Receiver, RecvTimeoutError, Sender};
 use rdkafka::consumer::CommitMode;
 use serde_json::Number;
 use tracing::{debug, info, warn};
 
+use super::budget::BlockBudget;
 use super::miner::{MineResult, MinerThread};
 use super::pool::Pool;
 use super::{identity, Shutdown};
 use crate::chain::{
     self, Appended, BlockTemplate, ChainState, Discarded, Origin, Rules, Transaction,
+    BLOCK_TX_SEPARATOR_BYTES,
 };
-use crate::transport::chain_log::{ChainLog, ChainRecord};
-use crate::transport::intake::{Intake, IntakeEvent, IntakeMode};
+use crate::transport::budget::ByteBudget;
+use crate::transport::chain_log::{ChainLog, ChainRecord, CHAIN_PARTITION};
+use crate::transport::intake::{Intake, IntakeChannels, IntakeEvent, IntakeMode};
 use crate::transport::publish::{Delivery, Profile, Publisher};
 use crate::transport::{topics, KafkaConfig, TopicNames, TransportError};
 
@@ -98,7 +128,10 @@ pub struct NodeSummary {
     pub stale_discarded: u64,
     pub invalid_discarded: u64,
     pub malformed_txs: u64,
+    /// Transactions too large for any block, skipped.
+    pub oversized_txs: u64,
     pub txs_already_on_chain: u64,
+    pub publish_failures: u64,
 }
 
 /// What the loop is doing about the next block.
@@ -124,6 +157,28 @@ const AWAIT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Stop taking transactions in while this many are pending (back-pressure on the topic):
 /// fifty 1000-transaction blocks of backlog is plenty, and keeps memory small.
 const MAX_PENDING: usize = 50_000;
+/// ... or while the pending transactions hold this many bytes of canonical JSON.
+const MAX_PENDING_BYTES: usize = 64 << 20;
+/// Capacity of the intake's record channel, in records and in payload bytes.
+const INTAKE_BUFFER_RECORDS: usize = 20_000;
+const INTAKE_BUFFER_BYTES: usize = 16 << 20;
+/// The chain reader's batches: at most this many records and (about) bytes each.
+const CHAIN_BATCH_RECORDS: usize = 4096;
+const CHAIN_BATCH_BYTES: usize = 4 << 20;
+/// Payload bytes of chain records handed to the loop and not yet applied.
+const CHAIN_BUFFER_BYTES: usize = 32 << 20;
+/// After a failed publish, wait this long before building the next block.
+const PUBLISH_RETRY: Duration = Duration::from_millis(500);
+/// After a failed commit, wait this long before committing again.
+const COMMIT_RETRY: Duration = Duration::from_secs(1);
+/// Bounded waits when stopping.
+const STOP_COMMIT_TIMEOUT: Duration = Duration::from_secs(3);
+const STOP_CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
+const STOP_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
+/// Delivery tag of a genesis block (our blocks are numbered from 1).
+const GENESIS_TAG: u64 = 0;
+
+type ChainBatch = Result<Vec<ChainRecord>, TransportError>;
 
 /// A running node. Create with [`Node::start`], drive with [`Node::run`].
 pub struct Node {
@@ -137,14 +192,25 @@ pub struct Node {
     mined_rx: Receiver<MineResult>,
     publisher: Publisher,
     deliveries: Receiver<Delivery>,
-    chain_rx: Receiver<Result<Vec<ChainRecord>, String>>,
+    /// The block being published: (tag, bytes), for a size rejection.
+    publishing: Option<(u64, usize)>,
+    /// Don't build before this (after a failed publish).
+    build_after: Option<Instant>,
+    budget: BlockBudget,
+    chain_rx: Receiver<ChainBatch>,
+    chain_bytes: Arc<ByteBudget>,
     reader_stop: Arc<AtomicBool>,
     reader: Option<JoinHandle<()>>,
     intake: Option<Intake>,
     intake_rx: Receiver<IntakeEvent>,
-    intake_tx: Sender<IntakeEvent>,
+    intake_channels: IntakeChannels,
+    control_rx: Receiver<IntakeEvent>,
     summary: NodeSummary,
+    /// Positions the broker confirmed committing.
     last_commit: Vec<(i32, i64)>,
+    /// Positions sent in an asynchronous commit not yet answered.
+    commit_in_flight: Option<Vec<(i32, i64)>>,
+    commit_after: Option<Instant>,
     last_status: Instant,
     txs_on_chain_since_status: u64,
 }
@@ -177,24 +243,34 @@ impl Node {
             Profile::Blocks,
             Some(delivery_tx),
         )?;
+        let topic_max = match topics::max_message_bytes(&config.kafka, &config.topics.chain) {
+            Ok(Some(max)) => max,
+            Ok(None) => topics::DEFAULT_TOPIC_MAX_MESSAGE_BYTES,
+            Err(err) => {
+                warn!(error = %err, "could not read the chain topic's max.message.bytes; assuming Kafka's default");
+                topics::DEFAULT_TOPIC_MAX_MESSAGE_BYTES
+            }
+        };
+        let budget = BlockBudget::new(config.block_size, publisher.max_message_bytes(), topic_max);
+        info!(
+            max_txs = budget.max_txs(),
+            max_bytes = budget.max_bytes(),
+            producer_max = publisher.max_message_bytes(),
+            topic_max,
+            "block limits"
+        );
         let log = ChainLog::open(&config.kafka, &config.topics.chain, 0)?;
         let end = log.end_offset()?;
-        if end == 0 {
-            // Several nodes may race here; replay keeps the first genesis and
-            // discards the others, so every node still agrees.
-            let genesis = chain::genesis(config.rules, now_seconds());
-            publisher.send(0, None, &genesis)?;
-            publisher.flush(crate::transport::BROKER_TIMEOUT)?;
-            info!(rules = ?config.rules, "published genesis block");
-        }
 
         let (chain_tx, chain_rx) = bounded(64);
+        let chain_bytes = ByteBudget::new(CHAIN_BUFFER_BYTES);
         let reader_stop = Arc::new(AtomicBool::new(false));
         let reader = {
             let stop = Arc::clone(&reader_stop);
+            let bytes = Arc::clone(&chain_bytes);
             std::thread::Builder::new()
                 .name("chain-reader".into())
-                .spawn(move || read_chain(log, chain_tx, stop))
+                .spawn(move || read_chain(log, chain_tx, bytes, stop))
                 .map_err(|source| NodeError::Thread {
                     what: "chain reader",
                     source,
@@ -207,7 +283,14 @@ impl Node {
                 source,
             }
         })?;
-        let (intake_tx, intake_rx) = bounded(20_000);
+        let (records_tx, intake_rx) = bounded(INTAKE_BUFFER_RECORDS);
+        let (control_tx, control_rx) = unbounded();
+        let intake_channels = IntakeChannels {
+            records: records_tx,
+            records_rx: intake_rx.clone(),
+            bytes: ByteBudget::new(INTAKE_BUFFER_BYTES),
+            control: control_tx,
+        };
         let mut node = Node {
             summary: NodeSummary {
                 id: id.clone(),
@@ -223,17 +306,24 @@ impl Node {
             mined_rx,
             publisher,
             deliveries,
+            publishing: None,
+            build_after: None,
+            budget,
             chain_rx,
+            chain_bytes,
             reader_stop,
             reader: Some(reader),
             intake: None,
             intake_rx,
-            intake_tx,
+            intake_channels,
+            control_rx,
             last_commit: Vec::new(),
+            commit_in_flight: None,
+            commit_after: None,
             last_status: Instant::now(),
             txs_on_chain_since_status: 0,
         };
-        node.replay(end.max(1), shutdown)?;
+        node.replay(end, shutdown)?;
         if let Some(rules) = node.chain.rules() {
             if rules != node.config.rules {
                 info!(chain = ?rules, requested = ?node.config.rules, "the chain's genesis decides the rules");
@@ -266,26 +356,60 @@ impl Node {
             bar
         });
         let mut next = 0;
+        let mut genesis_sent = false;
+        let mut quiet_since = Instant::now();
         while (next < end || self.chain.tip().is_none()) && !shutdown.is_triggered() {
-            let batch = match self.chain_rx.recv_timeout(Duration::from_secs(60)) {
+            if next >= end && self.chain.tip().is_none() && !genesis_sent {
+                // An empty chain topic, or one whose records hold no valid genesis:
+                // start the chain. Several nodes may race here; replay keeps the first
+                // valid genesis and discards the others, so every node still agrees.
+                genesis_sent = self.publish_genesis(next);
+            }
+            // A genesis whose delivery failed is sent again.
+            while let Ok(delivery) = self.deliveries.try_recv() {
+                if delivery.tag == GENESIS_TAG && delivery.result.is_err() {
+                    warn!(error = ?delivery.result, "publishing the genesis block failed; retrying");
+                    genesis_sent = false;
+                }
+            }
+            let batch = match self.chain_rx.recv_timeout(Duration::from_secs(1)) {
                 Ok(Ok(batch)) => batch,
-                Ok(Err(err)) => return Err(NodeError::ReaderStopped(err)),
-                Err(_) => {
-                    return Err(NodeError::ReaderStopped(format!(
-                        "no chain records for 60 s during replay (at offset {next} of {end})"
-                    )))
+                Ok(Err(err)) if err.is_fatal() => return Err(err.into()),
+                Ok(Err(err)) => {
+                    warn!(error = %err, at = next, of = end, "chain topic read error during replay; retrying");
+                    continue;
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    if quiet_since.elapsed() >= Duration::from_secs(60) {
+                        warn!(
+                            at = next,
+                            of = end,
+                            "no chain records for 60 s during replay; still waiting"
+                        );
+                        quiet_since = Instant::now();
+                    }
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(NodeError::ReaderStopped("reader thread exited".into()))
                 }
             };
+            quiet_since = Instant::now();
             for record in &batch {
                 next = record.offset + 1;
                 self.apply_chain_record(record, false);
             }
+            self.chain_bytes.give_back(batch_bytes(&batch));
             if let Some(bar) = &bar {
                 bar.set_position(next as u64);
             }
         }
         if let Some(bar) = bar {
             bar.finish_and_clear();
+        }
+        if shutdown.is_triggered() && self.chain.tip().is_none() {
+            info!("stopped during replay");
+            return Ok(());
         }
         let tip = self
             .chain
@@ -302,31 +426,69 @@ impl Node {
         Ok(())
     }
 
+    /// Publishes a genesis block for a chain topic with none; false if it failed (the
+    /// caller retries).
+    fn publish_genesis(&mut self, at: i64) -> bool {
+        let genesis = chain::genesis(self.config.rules, now_seconds());
+        let sent = self
+            .publisher
+            .send(GENESIS_TAG, Some(CHAIN_PARTITION), &genesis)
+            .and_then(|()| self.publisher.flush(Duration::from_secs(5)));
+        match sent {
+            Ok(()) => {
+                if at == 0 {
+                    info!(rules = ?self.config.rules, "published genesis block");
+                } else {
+                    warn!(rules = ?self.config.rules, records = at, "the chain topic holds no valid genesis block; published one");
+                }
+                true
+            }
+            Err(err) => {
+                warn!(error = %err, "publishing the genesis block failed; retrying");
+                false
+            }
+        }
+    }
+
     /// Runs until `shutdown`: consumes transactions, mines, publishes, follows the chain.
     pub fn run(mut self, shutdown: &Shutdown) -> Result<NodeSummary, NodeError> {
+        if shutdown.is_triggered() {
+            return Ok(self.finish());
+        }
         self.intake = Some(Intake::start(
             &self.config.kafka,
             &self.config.topics.transactions,
             &self.config.group,
             self.config.intake,
-            self.intake_tx.clone(),
+            self.intake_channels.clone(),
         )?);
         info!(id = %self.id, intake = ?self.config.intake, "node running");
+        let result = self.run_loop(shutdown);
+        // The same bounded stop whether the loop ended on SIGTERM or on an error.
+        self.stop();
+        result.map(|()| self.finish())
+    }
+
+    fn run_loop(&mut self, shutdown: &Shutdown) -> Result<(), NodeError> {
         let tick = crossbeam_channel::tick(Duration::from_millis(25));
         while !shutdown.is_triggered() {
-            let intake_rx = if self.pool.len() < MAX_PENDING {
-                self.intake_rx.clone()
-            } else {
-                crossbeam_channel::never()
-            };
+            let intake_rx =
+                if self.pool.len() < MAX_PENDING && self.pool.bytes() < MAX_PENDING_BYTES {
+                    self.intake_rx.clone()
+                } else {
+                    crossbeam_channel::never()
+                };
             select! {
                 recv(self.chain_rx) -> msg => self.on_chain_batch(msg)?,
+                recv(self.control_rx) -> msg => if let Ok(event) = msg { self.on_intake(event) },
                 recv(intake_rx) -> msg => if let Ok(event) = msg {
-                    self.on_intake(event);
+                    // Assignments before the records that follow them.
+                    self.drain_control();
+                    self.take_record(event);
                     // Drain what is already queued before doing anything else.
                     for _ in 0..10_000 {
                         match self.intake_rx.try_recv() {
-                            Ok(event) => self.on_intake(event),
+                            Ok(event) => self.take_record(event),
                             Err(_) => break,
                         }
                     }
@@ -336,19 +498,51 @@ impl Node {
                 recv(tick) -> _ => {},
             }
             self.maybe_mine();
-            self.maybe_commit(CommitMode::Async);
+            self.maybe_commit();
             self.maybe_report_status();
         }
+        Ok(())
+    }
+
+    /// Cancels mining, commits what is safe, leaves the group and flushes the
+    /// producer, each with a bounded wait.
+    fn stop(&mut self) {
         info!("shutting down: committing offsets and leaving the group");
         self.miner.cancel();
-        self.maybe_commit(CommitMode::Sync);
+        self.drain_control();
         if let Some(intake) = self.intake.take() {
-            if !intake.close(Duration::from_secs(10)) {
-                warn!("the transaction consumer did not close within 10 s; exiting anyway");
+            // Always commit here, even if the positions look unchanged: an earlier
+            // asynchronous commit may have failed without us hearing yet.
+            let positions = self.pool.commit_positions();
+            intake.set_safe_positions(&positions);
+            match intake.commit_sync_within(&positions, STOP_COMMIT_TIMEOUT) {
+                Ok(true) => info!(?positions, "committed offsets"),
+                Ok(false) => warn!(?positions, "committing offsets did not finish in time; the next owner re-reads from the previous commit"),
+                Err(err) => warn!(error = %err, "committing offsets failed; the next owner re-reads from the previous commit"),
+            }
+            if !intake.close(STOP_CLOSE_TIMEOUT) {
+                warn!(
+                    "the transaction consumer did not close within {:?}; exiting anyway",
+                    STOP_CLOSE_TIMEOUT
+                );
             }
         }
-        let _ = self.publisher.flush(Duration::from_secs(5));
-        Ok(self.finish())
+        let _ = self.publisher.flush(STOP_FLUSH_TIMEOUT);
+    }
+
+    /// Handles the control events already queued (assignments, revocations, commits).
+    fn drain_control(&mut self) {
+        while let Ok(event) = self.control_rx.try_recv() {
+            self.on_intake(event);
+        }
+    }
+
+    /// A record from the intake channel: give its bytes back, then handle it.
+    fn take_record(&mut self, event: IntakeEvent) {
+        if let IntakeEvent::Record { payload, .. } = &event {
+            self.intake_channels.bytes.give_back(payload.len());
+        }
+        self.on_intake(event);
     }
 
     fn finish(&mut self) -> NodeSummary {
@@ -356,7 +550,9 @@ impl Node {
         if let Some(reader) = self.reader.take() {
             // Drain so the reader is not blocked on a full channel.
             while !reader.is_finished() {
-                let _ = self.chain_rx.recv_timeout(Duration::from_millis(10));
+                if let Ok(Ok(batch)) = self.chain_rx.recv_timeout(Duration::from_millis(10)) {
+                    self.chain_bytes.give_back(batch_bytes(&batch));
+                }
             }
             let _ = reader.join();
         }
@@ -440,7 +636,9 @@ impl Node {
                     }
                     Ok(tx) => {
                         let tx = Transaction::from_submitted(&tx, origin);
-                        self.pool.offer(origin, tx, Instant::now());
+                        if self.fits_a_block(&tx, origin) {
+                            self.pool.offer(origin, tx, Instant::now());
+                        }
                     }
                 }
             }
@@ -448,14 +646,46 @@ impl Node {
                 info!(?partitions, "transaction partitions assigned");
             }
             IntakeEvent::Revoked(partitions) => {
-                // Commit what is safe before the next owner starts reading.
-                self.maybe_commit(CommitMode::Sync);
+                // The revocation callback already committed our safe positions for
+                // these partitions before handing them over.
                 let dropped = self.pool.revoke(&partitions);
                 info!(?partitions, dropped, "transaction partitions revoked");
                 self.last_commit.retain(|(p, _)| !partitions.contains(p));
+                self.commit_in_flight = None;
+            }
+            IntakeEvent::Committed(Ok(positions)) => {
+                if self.commit_in_flight.as_ref() == Some(&positions) {
+                    self.commit_in_flight = None;
+                }
+                debug!(?positions, "offsets committed");
+                self.last_commit = positions;
+            }
+            IntakeEvent::Committed(Err(err)) => {
+                warn!(error = %err, "committing offsets failed; retrying");
+                self.last_commit.clear();
+                self.commit_in_flight = None;
+                self.commit_after = Some(Instant::now() + COMMIT_RETRY);
             }
             IntakeEvent::Error(err) => warn!(error = %err, "transaction consumer error"),
         }
+    }
+
+    /// False (and the transaction skipped, as consumed) if it could never fit a block.
+    fn fits_a_block(&mut self, tx: &Transaction, origin: Origin) -> bool {
+        let reward = Transaction::reward(&self.id, &self.config.reward).encoded_len();
+        if self.budget.fits_alone(tx.encoded_len(), reward) {
+            return true;
+        }
+        self.summary.oversized_txs += 1;
+        self.pool.consumed(origin.partition, origin.offset);
+        warn!(
+            partition = origin.partition,
+            offset = origin.offset,
+            bytes = tx.encoded_len(),
+            max_block_bytes = self.budget.max_bytes(),
+            "skipping transaction: too large for any block"
+        );
+        false
     }
 
     fn maybe_mine(&mut self) {
@@ -472,7 +702,14 @@ impl Node {
         if !matches!(self.stage, Stage::Idle) || self.pool.is_empty() {
             return;
         }
-        let full = self.pool.len() >= self.config.block_size;
+        if self.build_after.is_some_and(|t| Instant::now() < t) {
+            return;
+        }
+        let reward = Transaction::reward(&self.id, &self.config.reward);
+        let room = self.budget.tx_bytes(reward.encoded_len());
+        // Full by count, or by bytes (the pending transactions would fill a block).
+        let full = self.pool.len() >= self.budget.max_txs()
+            || self.pool.bytes() + BLOCK_TX_SEPARATOR_BYTES * self.pool.len() >= room;
         let waited = self
             .pool
             .oldest_wait(Instant::now())
@@ -483,9 +720,28 @@ impl Node {
         let (Some(tip), Some(rules)) = (self.chain.tip(), self.chain.rules()) else {
             return;
         };
-        let mut txs = self.pool.oldest(self.config.block_size);
+        let reward = Transaction::reward(&self.id, &self.config.reward);
+        let room = self.budget.tx_bytes(reward.encoded_len());
+        let mut txs =
+            self.pool
+                .oldest_within(self.budget.max_txs(), room, BLOCK_TX_SEPARATOR_BYTES);
+        if txs.is_empty() {
+            // The oldest no longer fits (the budget shrank after a rejection): skip it.
+            if let Some((origin, bytes)) = self.pool.oldest_entry() {
+                self.pool.remove(&[origin]);
+                self.summary.oversized_txs += 1;
+                warn!(
+                    partition = origin.partition,
+                    offset = origin.offset,
+                    bytes,
+                    max_block_bytes = self.budget.max_bytes(),
+                    "skipping transaction: too large for any block"
+                );
+            }
+            return;
+        }
         let count = txs.len();
-        txs.push(Transaction::reward(&self.id, &self.config.reward));
+        txs.push(reward);
         let template = BlockTemplate::new(tip, rules, now_seconds(), &txs);
         let id = self.next_job;
         self.next_job += 1;
@@ -499,15 +755,17 @@ impl Node {
 
     fn on_chain_batch(
         &mut self,
-        msg: Result<Result<Vec<ChainRecord>, String>, crossbeam_channel::RecvError>,
+        msg: Result<ChainBatch, crossbeam_channel::RecvError>,
     ) -> Result<(), NodeError> {
         match msg {
             Ok(Ok(batch)) => {
                 for record in &batch {
                     self.apply_chain_record(record, true)
                 }
+                self.chain_bytes.give_back(batch_bytes(&batch));
             }
-            Ok(Err(err)) => warn!(error = %err, "chain topic read error"),
+            Ok(Err(err)) if err.is_fatal() => return Err(err.into()),
+            Ok(Err(err)) => warn!(error = %err, "chain topic read error; retrying"),
             Err(_) => return Err(NodeError::ReaderStopped("reader thread exited".into())),
         }
         Ok(())
@@ -530,7 +788,11 @@ impl Node {
         };
         let block = template.seal(mined.nonce);
         let (id, txs) = (*id, *txs);
-        self.publisher.send(id, None, &block)?;
+        if let Err(err) = self.publisher.send(id, Some(CHAIN_PARTITION), &block) {
+            self.publish_failed(id, block.len(), err.is_too_large(), &err.to_string());
+            return Ok(());
+        }
+        self.publishing = Some((id, block.len()));
         debug!(
             id,
             txs,
@@ -548,23 +810,57 @@ impl Node {
     }
 
     fn on_delivery(&mut self, delivery: Delivery) {
-        if let Err(err) = delivery.result {
-            warn!(id = delivery.tag, error = %err, "publishing block failed");
-            if matches!(self.stage, Stage::Awaiting { id, .. } if id == delivery.tag) {
-                self.stage = Stage::Idle;
-            }
+        let Err(err) = &delivery.result else {
+            return;
+        };
+        let len = match self.publishing {
+            Some((tag, len)) if tag == delivery.tag => len,
+            _ => 0,
+        };
+        if matches!(self.stage, Stage::Awaiting { id, .. } if id == delivery.tag) {
+            self.stage = Stage::Idle;
         }
+        self.publish_failed(delivery.tag, len, delivery.too_large, err);
     }
 
-    fn maybe_commit(&mut self, mode: CommitMode) {
+    /// A block could not be published: never fatal. Shrink the budget if it was too
+    /// large, and build again shortly.
+    fn publish_failed(&mut self, id: u64, len: usize, too_large: bool, err: &str) {
+        self.summary.publish_failures += 1;
+        if matches!(self.stage, Stage::Mining { .. }) {
+            self.stage = Stage::Idle;
+        }
+        if too_large && len > 0 {
+            let before = self.budget.max_bytes();
+            if self.budget.shrink_below(len) {
+                warn!(id, bytes = len, error = %err, before, after = self.budget.max_bytes(), "block refused as too large; building smaller blocks");
+                return;
+            }
+        }
+        warn!(id, bytes = len, error = %err, "publishing block failed; building again");
+        self.build_after = Some(Instant::now() + PUBLISH_RETRY);
+    }
+
+    /// Keeps the intake's safe positions current and commits them asynchronously when
+    /// they moved. Positions count as committed only once the broker confirms them
+    /// ([`IntakeEvent::Committed`]); a failed commit is retried after [`COMMIT_RETRY`].
+    fn maybe_commit(&mut self) {
         let Some(intake) = &self.intake else { return };
         let positions = self.pool.commit_positions();
-        if positions == self.last_commit {
+        intake.set_safe_positions(&positions);
+        if positions == self.last_commit || self.commit_in_flight.as_ref() == Some(&positions) {
             return;
         }
-        match intake.commit(&positions, mode) {
-            Ok(()) => self.last_commit = positions,
-            Err(err) => debug!(error = %err, "commit failed; will retry"),
+        if self.commit_after.is_some_and(|t| Instant::now() < t) {
+            return;
+        }
+        self.commit_after = None;
+        match intake.commit(&positions, CommitMode::Async) {
+            Ok(()) => self.commit_in_flight = Some(positions),
+            Err(err) => {
+                warn!(error = %err, "commit failed; retrying");
+                self.commit_after = Some(Instant::now() + COMMIT_RETRY);
+            }
         }
     }
 
@@ -594,27 +890,88 @@ impl Drop for Node {
     }
 }
 
+fn batch_bytes(batch: &[ChainRecord]) -> usize {
+    batch.iter().map(|r| r.payload.len()).sum()
+}
+
 /// The chain-reader thread: fetches records in batches so validation (on the node
-/// loop) overlaps with fetching.
-fn read_chain(log: ChainLog, out: Sender<Result<Vec<ChainRecord>, String>>, stop: Arc<AtomicBool>) {
+/// loop) overlaps with fetching. Batches are bounded by count and bytes, and the
+/// channel by [`CHAIN_BUFFER_BYTES`] (see the module docs). Transient errors are
+/// reported and retried with backoff; fatal ones (truncated or recreated topic, more
+/// than one partition) are reported and end the thread.
+fn read_chain(
+    log: ChainLog,
+    out: Sender<ChainBatch>,
+    bytes: Arc<ByteBudget>,
+    stop: Arc<AtomicBool>,
+) {
+    const PARTITION_CHECK: Duration = Duration::from_secs(10);
     let mut errors = 0u32;
+    let mut last_check = Instant::now();
+    let send = |item: ChainBatch| -> bool {
+        let mut item = item;
+        loop {
+            match out.send_timeout(item, Duration::from_millis(100)) {
+                Ok(()) => return true,
+                Err(crossbeam_channel::SendTimeoutError::Timeout(back)) => {
+                    if stop.load(Ordering::Relaxed) {
+                        return false;
+                    }
+                    item = back;
+                }
+                Err(crossbeam_channel::SendTimeoutError::Disconnected(_)) => return false,
+            }
+        }
+    };
     while !stop.load(Ordering::Relaxed) {
-        let mut batch = Vec::new();
-        match log.poll_batch(4096, Duration::from_millis(50), &mut batch) {
-            Ok(0) => {}
-            Ok(_) => {
-                errors = 0;
-                if out.send(Ok(batch)).is_err() {
+        if last_check.elapsed() >= PARTITION_CHECK {
+            last_check = Instant::now();
+            if let Err(err) = log.check_single_partition(Duration::from_secs(2)) {
+                if err.is_fatal() {
+                    send(Err(err));
                     return;
                 }
             }
-            Err(err) => {
-                errors += 1;
-                // librdkafka retries by itself; report, back off a little, go on.
-                if errors % 50 == 1 && out.send(Err(err.to_string())).is_err() {
+        }
+        let mut batch = Vec::new();
+        let result = log.poll_batch_within(
+            CHAIN_BATCH_RECORDS,
+            CHAIN_BATCH_BYTES,
+            Duration::from_millis(50),
+            &mut batch,
+        );
+        // Records polled before an error are delivered all the same: never skip one.
+        if !batch.is_empty() {
+            let size = batch_bytes(&batch);
+            while !bytes.try_take(size) {
+                if stop.load(Ordering::Relaxed) {
                     return;
                 }
-                std::thread::sleep(Duration::from_millis(100));
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            if !send(Ok(batch)) {
+                return;
+            }
+        }
+        match result {
+            Ok(_) => errors = 0,
+            Err(err) if err.is_fatal() => {
+                send(Err(err));
+                return;
+            }
+            Err(err) => {
+                errors += 1;
+                let report = errors == 1 || errors.is_multiple_of(20);
+                if report && !send(Err(err)) {
+                    return;
+                }
+                // librdkafka retries by itself too; back off 100 ms, doubling to 2 s.
+                let backoff =
+                    Duration::from_millis(100 << errors.min(5)).min(Duration::from_secs(2));
+                let until = Instant::now() + backoff;
+                while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
             }
         }
     }

@@ -3,11 +3,19 @@
 //! Every node reads the same records in the same order, which is what makes the
 //! replay deterministic. The reader has no consumer group: a node's chain position is
 //! derived from the chain itself on each start, never from a committed offset.
+//!
+//! The reader never skips: `auto.offset.reset` is `error`, so if the topic is truncated
+//! (retention, DeleteRecords) or deleted and recreated under a reader, the next poll
+//! fails with [`TransportError::ChainTruncated`] instead of jumping to the end.
+//!
+//! Memory: librdkafka prefetches at most [`PREFETCH_KBYTES`] KiB (plus one fetch
+//! response of at most [`FETCH_MAX_BYTES`]); a batch from [`ChainLog::poll_batch_within`]
+//! holds at most its byte limit plus one record.
 
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -15,6 +23,11 @@ use super::{KafkaConfig, KafkaResultExt, TransportError, BROKER_TIMEOUT};
 
 /// The only partition of the chain topic.
 pub const CHAIN_PARTITION: i32 = 0;
+
+/// librdkafka's prefetch queue for the chain topic (`queued.max.messages.kbytes`).
+pub const PREFETCH_KBYTES: usize = 16 * 1024;
+/// Largest fetch response (`fetch.max.bytes`); a single larger record still comes.
+pub const FETCH_MAX_BYTES: usize = 16 * 1024 * 1024;
 
 /// One record of the chain topic.
 #[derive(Clone, Debug)]
@@ -32,12 +45,16 @@ pub struct ChainLog {
 impl ChainLog {
     /// Opens the chain topic at `from` (0 = the genesis record).
     pub fn open(config: &KafkaConfig, topic: &str, from: i64) -> Result<Self, TransportError> {
+        let prefetch = PREFETCH_KBYTES.to_string();
+        let fetch_max = FETCH_MAX_BYTES.to_string();
         let consumer: BaseConsumer = config
             .client(&[
                 ("group.id", "kafkachain-chain-reader"),
                 ("enable.auto.commit", "false"),
                 ("enable.auto.offset.store", "false"),
                 ("enable.partition.eof", "false"),
+                // Never jump: a missing offset is an error the node must report.
+                ("auto.offset.reset", "error"),
                 // Followers must see a rival's block quickly to cancel their own mining.
                 // Tansu 0.6.0 answers a fetch only when this wait expires, even when data
                 // arrives sooner, so the wait is on every block's critical path: 20 ms
@@ -45,10 +62,10 @@ impl ChainLog {
                 // (for more broker CPU). A real Kafka answers as soon as data arrives.
                 ("fetch.wait.max.ms", "5"),
                 ("fetch.min.bytes", "1"),
-                // Replays read long runs of blocks; let librdkafka prefetch generously.
-                ("queued.max.messages.kbytes", "262144"),
-                ("fetch.max.bytes", "52428800"),
-                ("max.partition.fetch.bytes", "10485760"),
+                // Replays read long runs of blocks: prefetch, within a stated bound.
+                ("queued.max.messages.kbytes", &prefetch),
+                ("fetch.max.bytes", &fetch_max),
+                ("max.partition.fetch.bytes", &fetch_max),
             ])
             .create()
             .kafka("creating chain-topic consumer")?;
@@ -77,6 +94,27 @@ impl ChainLog {
         Ok(high)
     }
 
+    /// Fails with [`TransportError::ChainTopicPartitions`] unless the chain topic has
+    /// exactly one partition (someone may add partitions to a running ledger).
+    pub fn check_single_partition(&self, timeout: Duration) -> Result<(), TransportError> {
+        let metadata = self
+            .consumer
+            .fetch_metadata(Some(&self.topic), timeout)
+            .kafka(format!("reading metadata of chain topic `{}`", self.topic))?;
+        let partitions = metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == self.topic)
+            .map_or(0, |t| t.partitions().len());
+        if partitions > 1 {
+            return Err(TransportError::ChainTopicPartitions {
+                topic: self.topic.clone(),
+                partitions,
+            });
+        }
+        Ok(())
+    }
+
     /// Waits up to `timeout` for the next record.
     pub fn poll(&self, timeout: Duration) -> Result<Option<ChainRecord>, TransportError> {
         match self.consumer.poll(timeout) {
@@ -86,6 +124,14 @@ impl ChainLog {
                 payload: message.payload().unwrap_or_default().to_vec(),
             })),
             Some(Err(KafkaError::PartitionEOF(_))) => Ok(None),
+            Some(Err(
+                err @ KafkaError::MessageConsumption(
+                    RDKafkaErrorCode::AutoOffsetReset | RDKafkaErrorCode::OffsetOutOfRange,
+                ),
+            )) => Err(TransportError::ChainTruncated {
+                topic: self.topic.clone(),
+                detail: err.to_string(),
+            }),
             Some(Err(err)) => Err(TransportError::Kafka {
                 what: format!("reading chain topic `{}`", self.topic),
                 source: err,
@@ -101,11 +147,25 @@ impl ChainLog {
         timeout: Duration,
         out: &mut Vec<ChainRecord>,
     ) -> Result<usize, TransportError> {
+        self.poll_batch_within(max, usize::MAX, timeout, out)
+    }
+
+    /// [`ChainLog::poll_batch`], also stopping once the batch holds `max_bytes` of
+    /// payload (a batch always takes at least one record, whatever its size).
+    pub fn poll_batch_within(
+        &self,
+        max: usize,
+        max_bytes: usize,
+        timeout: Duration,
+        out: &mut Vec<ChainRecord>,
+    ) -> Result<usize, TransportError> {
         let mut added = 0;
+        let mut bytes = 0usize;
         let mut wait = timeout;
-        while added < max {
+        while added < max && bytes < max_bytes {
             match self.poll(wait)? {
                 Some(record) => {
+                    bytes = bytes.saturating_add(record.payload.len());
                     out.push(record);
                     added += 1;
                     wait = Duration::ZERO;

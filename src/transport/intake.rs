@@ -5,18 +5,38 @@
 //! only when the node says so — after the transactions are on the chain — so a crash
 //! loses nothing: the next owner re-reads from the last commit and skips what the chain
 //! already holds.
+//!
+//! # The intake thread never blocks
+//!
+//! librdkafka runs rebalance and commit callbacks inside `poll`, on the intake thread,
+//! and a group member that stops polling stalls the whole group's rebalance. So:
+//! - records go to the node through a channel bounded by count *and* bytes
+//!   ([`IntakeChannels`]); when it is full the thread keeps what it polled in a small
+//!   local queue, pauses its partitions (librdkafka then drops what it prefetched and
+//!   re-fetches from the last polled offset on resume, so nothing is skipped) and goes
+//!   on polling, which keeps serving callbacks and heartbeats;
+//! - everything else (assignments, revocations, commit results, errors) goes through an
+//!   unbounded control channel: callbacks only ever `send` there, which cannot block;
+//! - on revocation the callback itself commits the node's latest safe positions for the
+//!   revoked partitions ([`Intake::set_safe_positions`]) before librdkafka hands them
+//!   over, and removes every record of those partitions that the node has not taken yet
+//!   from both queues. After `Revoked(p)` the node never receives a record of `p` polled
+//!   before the revocation.
+//! - the stop flag is checked every poll (at most 100 ms apart).
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Receiver, Sender, TrySendError};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::Message;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
+use super::budget::ByteBudget;
 use super::{KafkaConfig, KafkaResultExt, TransportError};
 
 /// What the intake thread reports, in the order it happened.
@@ -31,6 +51,8 @@ pub enum IntakeEvent {
     Assigned(Vec<i32>),
     /// These partitions are no longer ours; forget their pending transactions.
     Revoked(Vec<i32>),
+    /// The broker answered an asynchronous commit: the positions it stored, or why not.
+    Committed(Result<Vec<(i32, i64)>, String>),
     /// The consumer reported an error (the broker may be down); informational.
     Error(String),
 }
@@ -44,9 +66,37 @@ pub enum IntakeMode {
     Group,
 }
 
-/// Turns librdkafka rebalance callbacks into [`IntakeEvent`]s.
+/// The two channels from the intake thread to the node (see the module docs).
+///
+/// Records: at most the channel's capacity in count and `bytes.limit()` in payload
+/// bytes (plus one oversized record), plus the records polled while the channel was
+/// full (at most what librdkafka had already handed over when the partitions were
+/// paused). The node must call `bytes.give_back(payload.len())` for each record it
+/// takes from `records`.
+#[derive(Clone)]
+pub struct IntakeChannels {
+    pub records: Sender<IntakeEvent>,
+    /// The node's end of `records`, used to withdraw a revoked partition's records.
+    pub records_rx: Receiver<IntakeEvent>,
+    pub bytes: Arc<ByteBudget>,
+    pub control: Sender<IntakeEvent>,
+}
+
+/// State shared by the intake thread, its callbacks and the node.
+struct Shared {
+    channels: IntakeChannels,
+    /// Records polled but not yet in the channel (full), oldest first.
+    held: Mutex<VecDeque<IntakeEvent>>,
+    /// The node's latest safe commit positions, committed on revocation.
+    safe: Mutex<Vec<(i32, i64)>>,
+    /// Bumped by every rebalance callback: a new assignment starts unpaused.
+    rebalances: AtomicUsize,
+    topic: String,
+}
+
+/// Turns librdkafka callbacks into [`IntakeEvent`]s; never blocks (see the module docs).
 pub struct IntakeContext {
-    events: Sender<IntakeEvent>,
+    shared: Arc<Shared>,
 }
 
 impl ClientContext for IntakeContext {}
@@ -55,18 +105,109 @@ fn partitions_of(list: &TopicPartitionList) -> Vec<i32> {
     list.elements().iter().map(|e| e.partition()).collect()
 }
 
+fn positions_of(list: &TopicPartitionList) -> Vec<(i32, i64)> {
+    let mut positions: Vec<(i32, i64)> = list
+        .elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) => Some((e.partition(), o)),
+            _ => None,
+        })
+        .collect();
+    positions.sort_unstable();
+    positions
+}
+
 impl ConsumerContext for IntakeContext {
-    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(list) = rebalance {
-            let _ = self.events.send(IntakeEvent::Revoked(partitions_of(list)));
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(list) = rebalance else {
+            return;
+        };
+        let revoked = partitions_of(list);
+        let shared = &self.shared;
+        shared.rebalances.fetch_add(1, Ordering::SeqCst);
+        // Commit what is safe before the next owner reads from the committed offset.
+        let safe: Vec<(i32, i64)> = lock(&shared.safe)
+            .iter()
+            .copied()
+            .filter(|(p, _)| revoked.contains(p))
+            .collect();
+        if !safe.is_empty() {
+            let result = commit_list(&shared.topic, &safe).and_then(|list| {
+                consumer
+                    .commit(&list, CommitMode::Sync)
+                    .kafka("committing on revocation")
+            });
+            if let Err(err) = result {
+                let _ = shared.channels.control.send(IntakeEvent::Error(format!(
+                    "committing revoked partitions {revoked:?}: {err}"
+                )));
+            }
         }
+        withdraw(shared, &revoked);
+        let _ = shared.channels.control.send(IntakeEvent::Revoked(revoked));
     }
 
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(list) = rebalance {
-            let _ = self.events.send(IntakeEvent::Assigned(partitions_of(list)));
+            self.shared.rebalances.fetch_add(1, Ordering::SeqCst);
+            let _ = self
+                .shared
+                .channels
+                .control
+                .send(IntakeEvent::Assigned(partitions_of(list)));
         }
     }
+
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        let report = match result {
+            Ok(()) => Ok(positions_of(offsets)),
+            Err(err) => Err(err.to_string()),
+        };
+        let _ = self
+            .shared
+            .channels
+            .control
+            .send(IntakeEvent::Committed(report));
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Removes the records of `revoked` partitions from the held queue and from the
+/// channel (what the node has not taken yet), keeping the others in order.
+fn withdraw(shared: &Shared, revoked: &[i32]) {
+    let of_revoked = |event: &IntakeEvent| matches!(event, IntakeEvent::Record { partition, .. } if revoked.contains(partition));
+    let mut held = lock(&shared.held);
+    let mut kept = VecDeque::new();
+    while let Ok(event) = shared.channels.records_rx.try_recv() {
+        if let IntakeEvent::Record { payload, .. } = &event {
+            shared.channels.bytes.give_back(payload.len());
+        }
+        if !of_revoked(&event) {
+            kept.push_back(event);
+        }
+    }
+    held.retain(|event| !of_revoked(event));
+    // What was in the channel came before what was held.
+    kept.append(&mut held);
+    *held = kept;
+}
+
+fn commit_list(
+    topic: &str,
+    positions: &[(i32, i64)],
+) -> Result<TopicPartitionList, TransportError> {
+    let mut list = TopicPartitionList::new();
+    for &(partition, offset) in positions {
+        list.add_partition_offset(topic, partition, Offset::Offset(offset))
+            .kafka("building commit list")?;
+    }
+    Ok(list)
 }
 
 type IntakeConsumer = BaseConsumer<IntakeContext>;
@@ -74,20 +215,27 @@ type IntakeConsumer = BaseConsumer<IntakeContext>;
 /// A running intake: a thread polling the consumer, plus a handle to commit offsets.
 pub struct Intake {
     consumer: Arc<IntakeConsumer>,
-    topic: String,
+    shared: Arc<Shared>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Intake {
-    /// Starts consuming `topic` as a member of `group`; events go to `events`.
+    /// Starts consuming `topic` as a member of `group`; events go to `channels`.
     pub fn start(
         config: &KafkaConfig,
         topic: &str,
         group: &str,
         mode: IntakeMode,
-        events: Sender<IntakeEvent>,
+        channels: IntakeChannels,
     ) -> Result<Self, TransportError> {
+        let shared = Arc::new(Shared {
+            channels,
+            held: Mutex::new(VecDeque::new()),
+            safe: Mutex::new(Vec::new()),
+            rebalances: AtomicUsize::new(0),
+            topic: topic.to_string(),
+        });
         let consumer: IntakeConsumer = config
             .client(&[
                 ("group.id", group),
@@ -99,9 +247,11 @@ impl Intake {
                 ("fetch.wait.max.ms", "50"),
                 ("session.timeout.ms", "10000"),
                 ("heartbeat.interval.ms", "1000"),
+                // Transactions are small: a few MB of prefetch is plenty.
+                ("queued.max.messages.kbytes", "8192"),
             ])
             .create_with_context(IntakeContext {
-                events: events.clone(),
+                shared: Arc::clone(&shared),
             })
             .kafka(format!(
                 "creating consumer for `{topic}` in group `{group}`"
@@ -117,7 +267,7 @@ impl Intake {
                 consumer
                     .assign(&list)
                     .kafka(format!("assigning `{topic}` partition {p}"))?;
-                let _ = events.send(IntakeEvent::Assigned(vec![p]));
+                let _ = shared.channels.control.send(IntakeEvent::Assigned(vec![p]));
             }
         }
         let consumer = Arc::new(consumer);
@@ -125,39 +275,73 @@ impl Intake {
         let thread = {
             let consumer = Arc::clone(&consumer);
             let stop = Arc::clone(&stop);
+            let shared = Arc::clone(&shared);
             std::thread::Builder::new()
                 .name("intake".into())
-                .spawn(move || poll_loop(&consumer, &events, &stop))
+                .spawn(move || poll_loop(&consumer, &shared, &stop))
                 .map_err(|e| TransportError::Other(format!("starting intake thread: {e}")))?
         };
         Ok(Intake {
             consumer,
-            topic: topic.to_string(),
+            shared,
             stop,
             thread: Some(thread),
         })
     }
 
+    /// The node's current safe commit positions; committed by the revocation callback.
+    pub fn set_safe_positions(&self, positions: &[(i32, i64)]) {
+        let mut safe = lock(&self.shared.safe);
+        safe.clear();
+        safe.extend_from_slice(positions);
+    }
+
     /// Commits, per partition, the offset of the next transaction not yet on the chain.
+    /// An asynchronous commit's outcome arrives later as [`IntakeEvent::Committed`].
     pub fn commit(&self, positions: &[(i32, i64)], mode: CommitMode) -> Result<(), TransportError> {
         if positions.is_empty() {
             return Ok(());
         }
-        let mut list = TopicPartitionList::new();
-        for &(partition, offset) in positions {
-            list.add_partition_offset(&self.topic, partition, Offset::Offset(offset))
-                .kafka("building commit list")?;
-        }
+        let list = commit_list(&self.shared.topic, positions)?;
         self.consumer
             .commit(&list, mode)
-            .kafka(format!("committing offsets of `{}`", self.topic))
+            .kafka(format!("committing offsets of `{}`", self.shared.topic))
+    }
+
+    /// A synchronous commit that gives up waiting after `timeout` (a commit against an
+    /// unreachable broker can otherwise wait for a long time). Ok(false) on timeout.
+    pub fn commit_sync_within(
+        &self,
+        positions: &[(i32, i64)],
+        timeout: Duration,
+    ) -> Result<bool, TransportError> {
+        if positions.is_empty() {
+            return Ok(true);
+        }
+        let list = commit_list(&self.shared.topic, positions)?;
+        let consumer = Arc::clone(&self.consumer);
+        let topic = self.shared.topic.clone();
+        let (done_tx, done) = crossbeam_channel::bounded(1);
+        std::thread::Builder::new()
+            .name("intake-commit".into())
+            .spawn(move || {
+                let result = consumer
+                    .commit(&list, CommitMode::Sync)
+                    .kafka(format!("committing offsets of `{topic}`"));
+                let _ = done_tx.send(result);
+            })
+            .map_err(|e| TransportError::Other(format!("starting commit thread: {e}")))?;
+        match done.recv_timeout(timeout) {
+            Ok(result) => result.map(|()| true),
+            Err(_) => Ok(false),
+        }
     }
 
     /// Offsets committed by the group for `partitions` (None where nothing is committed).
     pub fn committed(&self, partitions: &[i32]) -> Result<Vec<(i32, Option<i64>)>, TransportError> {
         let mut list = TopicPartitionList::new();
         for &p in partitions {
-            list.add_partition(&self.topic, p);
+            list.add_partition(&self.shared.topic, p);
         }
         let committed = self
             .consumer
@@ -178,20 +362,27 @@ impl Intake {
     /// `timeout`: against Tansu 0.6.0 librdkafka's close of a group consumer sometimes
     /// never completes, and a node must still be able to exit.
     pub fn close(mut self, timeout: Duration) -> bool {
-        self.shutdown();
-        let consumer = Arc::clone(&self.consumer);
-        drop(self);
         let (done_tx, done) = crossbeam_channel::bounded(1);
+        let consumer = Arc::clone(&self.consumer);
+        self.stop.store(true, Ordering::SeqCst);
+        let thread = self.thread.take();
+        drop(self);
         let closer = std::thread::Builder::new()
             .name("intake-close".into())
             .spawn(move || {
+                if let Some(thread) = thread {
+                    let _ = thread.join();
+                }
+                consumer.unsubscribe();
                 drop(consumer);
                 let _ = done_tx.send(());
             });
         closer.is_ok() && done.recv_timeout(timeout).is_ok()
     }
+}
 
-    fn shutdown(&mut self) {
+impl Drop for Intake {
+    fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
@@ -200,15 +391,65 @@ impl Intake {
     }
 }
 
-impl Drop for Intake {
-    fn drop(&mut self) {
-        self.shutdown();
+/// Moves held records into the channel while they fit; false if the node is gone.
+fn flush_held(shared: &Shared) -> bool {
+    let mut held = lock(&shared.held);
+    while let Some(event) = held.pop_front() {
+        let len = match &event {
+            IntakeEvent::Record { payload, .. } => payload.len(),
+            _ => 0,
+        };
+        if !shared.channels.bytes.try_take(len) {
+            held.push_front(event);
+            return true;
+        }
+        match shared.channels.records.try_send(event) {
+            Ok(()) => {}
+            Err(TrySendError::Full(event)) => {
+                shared.channels.bytes.give_back(len);
+                held.push_front(event);
+                return true;
+            }
+            Err(TrySendError::Disconnected(_)) => return false,
+        }
     }
+    true
 }
 
-fn poll_loop(consumer: &IntakeConsumer, events: &Sender<IntakeEvent>, stop: &AtomicBool) {
+fn set_paused(consumer: &IntakeConsumer, pause: bool) {
+    let Ok(assignment) = consumer.assignment() else {
+        return;
+    };
+    if assignment.count() == 0 {
+        return;
+    }
+    let _ = if pause {
+        consumer.pause(&assignment)
+    } else {
+        consumer.resume(&assignment)
+    };
+}
+
+fn poll_loop(consumer: &IntakeConsumer, shared: &Shared, stop: &AtomicBool) {
+    let mut paused = false;
+    let mut paused_at = 0usize;
     while !stop.load(Ordering::Relaxed) {
-        let event = match consumer.poll(Duration::from_millis(100)) {
+        if !flush_held(shared) {
+            return;
+        }
+        let backlog = !lock(&shared.held).is_empty();
+        // A rebalance gives a new assignment, unpaused: pause it again if need be.
+        let rebalances = shared.rebalances.load(Ordering::SeqCst);
+        if backlog && (!paused || rebalances != paused_at) {
+            set_paused(consumer, true);
+            paused = true;
+            paused_at = rebalances;
+        } else if !backlog && paused {
+            set_paused(consumer, false);
+            paused = false;
+        }
+        let timeout = Duration::from_millis(if backlog { 20 } else { 100 });
+        let event = match consumer.poll(timeout) {
             None => continue,
             Some(Ok(message)) => IntakeEvent::Record {
                 partition: message.partition(),
@@ -216,10 +457,14 @@ fn poll_loop(consumer: &IntakeConsumer, events: &Sender<IntakeEvent>, stop: &Ato
                 payload: message.payload().unwrap_or_default().to_vec(),
             },
             Some(Err(KafkaError::PartitionEOF(_))) => continue,
-            Some(Err(err)) => IntakeEvent::Error(err.to_string()),
+            Some(Err(err)) => {
+                let _ = shared
+                    .channels
+                    .control
+                    .send(IntakeEvent::Error(err.to_string()));
+                continue;
+            }
         };
-        if events.send(event).is_err() {
-            return;
-        }
+        lock(&shared.held).push_back(event);
     }
 }

@@ -5,10 +5,12 @@
 //! - [`chain_log`]: reading the single-partition chain topic in order, from any offset.
 //! - [`intake`]: consuming transactions, from one partition or as a consumer-group member.
 //! - [`publish`]: idempotent, `acks=all` producers for blocks and transactions.
+//! - [`budget`]: byte budgets for the queues between reader threads and the node.
 //!
 //! Nothing here knows the chain rules; records leave this module as bytes with their
 //! partition and offset.
 
+pub mod budget;
 pub mod chain_log;
 pub mod config;
 pub mod intake;
@@ -47,12 +49,33 @@ pub enum TransportError {
         problem: String,
         fix: String,
     },
+    #[error(
+        "chain topic `{topic}` was truncated or recreated under this node: {detail}; \
+         a fresh replay would not reach this node's tip, so it stops rather than skip \
+         records (check the topic's retention, or whether it was deleted)"
+    )]
+    ChainTruncated { topic: String, detail: String },
     #[error("topic `{0}` does not exist")]
     MissingTopic(String),
     #[error("invalid librdkafka setting `{0}`: expected key=value")]
     BadSetting(String),
     #[error("{0}")]
     Other(String),
+}
+
+impl TransportError {
+    /// True for errors that no retry can cure: the chain topic is not what it was.
+    pub fn is_fatal(&self) -> bool {
+        matches!(
+            self,
+            TransportError::ChainTruncated { .. } | TransportError::ChainTopicPartitions { .. }
+        )
+    }
+
+    /// True if a record was refused for its size (see [`publish::is_too_large`]).
+    pub fn is_too_large(&self) -> bool {
+        matches!(self, TransportError::Kafka { source, .. } if publish::is_too_large(source))
+    }
 }
 
 /// Adds context to rdkafka errors in one call: `.kafka("fetching watermarks")?`.

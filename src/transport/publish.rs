@@ -20,6 +20,9 @@ pub struct Delivery {
     pub tag: u64,
     /// Where the record landed, or why it did not.
     pub result: Result<(i32, i64), String>,
+    /// The record was refused for its size (by librdkafka or the broker): sending it
+    /// again can never succeed; a smaller one might.
+    pub too_large: bool,
 }
 
 /// Forwards delivery reports to a channel (when one is given).
@@ -33,16 +36,32 @@ impl ProducerContext<NoCustomPartitioner> for DeliveryContext {
     type DeliveryOpaque = Box<u64>;
 
     fn delivery(&self, result: &DeliveryResult<'_>, tag: Self::DeliveryOpaque) {
-        let result = match result {
-            Ok(message) => Ok((message.partition(), message.offset())),
-            Err((err, _)) => Err(err.to_string()),
+        let (result, too_large) = match result {
+            Ok(message) => (Ok((message.partition(), message.offset())), false),
+            Err((err, _)) => (Err(err.to_string()), is_too_large(err)),
         };
         if let Some(reports) = &self.reports {
             // The receiver may be gone during shutdown; nothing to do then.
-            let _ = reports.send(Delivery { tag: *tag, result });
+            let _ = reports.send(Delivery {
+                tag: *tag,
+                result,
+                too_large,
+            });
         }
     }
 }
+
+/// True if `err` says a record is too large for the producer or the broker.
+pub fn is_too_large(err: &KafkaError) -> bool {
+    matches!(
+        err.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::MessageBatchTooLarge)
+    )
+}
+
+/// The producers' `message.max.bytes` unless overridden with `-X`: the largest record
+/// librdkafka accepts (checked on the uncompressed record, before sending).
+pub const DEFAULT_MESSAGE_MAX_BYTES: usize = 10_000_000;
 
 /// Which kind of records a publisher sends; sets batching for latency or throughput.
 #[derive(Clone, Copy, Debug)]
@@ -58,6 +77,7 @@ pub enum Profile {
 pub struct Publisher {
     producer: ThreadedProducer<DeliveryContext>,
     topic: String,
+    max_message_bytes: usize,
 }
 
 impl Publisher {
@@ -74,19 +94,25 @@ impl Publisher {
             Profile::Blocks => ("0", "lz4"),
             Profile::Transactions => ("5", "none"),
         };
-        let producer = config
-            .client(&[
-                ("enable.idempotence", "true"),
-                ("acks", "all"),
-                ("linger.ms", linger),
-                ("message.max.bytes", "10000000"),
-                ("compression.type", compression),
-            ])
+        let max = DEFAULT_MESSAGE_MAX_BYTES.to_string();
+        let client = config.client(&[
+            ("enable.idempotence", "true"),
+            ("acks", "all"),
+            ("linger.ms", linger),
+            ("message.max.bytes", &max),
+            ("compression.type", compression),
+        ]);
+        let max_message_bytes = client
+            .get("message.max.bytes")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(DEFAULT_MESSAGE_MAX_BYTES);
+        let producer = client
             .create_with_context(DeliveryContext { reports })
             .kafka(format!("creating producer for topic `{topic}`"))?;
         Ok(Publisher {
             producer,
             topic: topic.to_string(),
+            max_message_bytes,
         })
     }
 
@@ -125,6 +151,11 @@ impl Publisher {
         self.producer
             .flush(timeout)
             .kafka(format!("flushing producer for topic `{}`", self.topic))
+    }
+
+    /// The producer's `message.max.bytes` (ours, or the operator's `-X` override).
+    pub fn max_message_bytes(&self) -> usize {
+        self.max_message_bytes
     }
 
     /// Records still waiting for the broker's acknowledgement.

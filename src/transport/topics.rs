@@ -10,6 +10,13 @@
 //!   later. An existing chain topic configured that way is refused with the command
 //!   that fixes it ([`TransportError::UnsafeChainTopic`]). Brokers that do not report
 //!   a setting (Tansu keeps everything) pass.
+//!
+//! Retention: the chain topic keeps everything forever (`retention.ms=-1`,
+//! `retention.bytes=-1`). A transactions topic created here keeps records for
+//! [`TX_RETENTION_MS`] (7 days) whatever the broker's default: a transaction must stay
+//! readable until some node has put it on the chain, so a ledger whose nodes are down
+//! for longer than that loses what was submitted meanwhile. Topics that already exist
+//! keep their configuration.
 
 use std::time::Duration;
 
@@ -20,6 +27,13 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::types::RDKafkaErrorCode;
 
 use super::{KafkaConfig, KafkaResultExt, TransportError, BROKER_TIMEOUT};
+
+/// Retention of a transactions topic created by kafkachain: 7 days.
+pub const TX_RETENTION_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+
+/// Kafka's default `max.message.bytes` (1 MiB + 12 bytes of batch overhead): assumed
+/// for the chain topic when the broker does not report the topic's own value.
+pub const DEFAULT_TOPIC_MAX_MESSAGE_BYTES: usize = 1_048_588;
 
 /// Topic names and the partition count used when creating the transactions topic.
 #[derive(Clone, Debug)]
@@ -81,13 +95,16 @@ pub fn ensure_topics(config: &KafkaConfig, names: &TopicNames) -> Result<(), Tra
         replicated.push(("min.insync.replicas", n));
     }
     let partitions = names.tx_partitions.max(1);
+    let retention = TX_RETENTION_MS.to_string();
+    let mut tx_configs = vec![("retention.ms", retention.as_str())];
+    tx_configs.extend(&replicated);
     create_if_missing(
         &admin,
         &probe,
         &names.transactions,
         partitions,
         replication,
-        &replicated,
+        &tx_configs,
     )?;
     // The chain is the ledger: never let the broker delete or compact it.
     let mut chain_configs = vec![("retention.ms", "-1"), ("retention.bytes", "-1")];
@@ -227,6 +244,45 @@ fn create_if_missing(
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// A topic's `max.message.bytes` as the broker reports it (None if it does not).
+pub fn max_message_bytes(
+    config: &KafkaConfig,
+    topic: &str,
+) -> Result<Option<usize>, TransportError> {
+    topic_config(config, topic, "max.message.bytes")
+        .map(|value| value.and_then(|v| v.trim().parse().ok()))
+}
+
+/// One configuration value of a topic (DescribeConfigs), None if not reported.
+pub fn topic_config(
+    config: &KafkaConfig,
+    topic: &str,
+    key: &str,
+) -> Result<Option<String>, TransportError> {
+    let admin: AdminClient<DefaultClientContext> = config
+        .client(&[])
+        .create()
+        .kafka("creating Kafka admin client")?;
+    let options = AdminOptions::new().request_timeout(Some(BROKER_TIMEOUT));
+    let results = block_on(admin.describe_configs([&ResourceSpecifier::Topic(topic)], &options))
+        .kafka(format!("describing the configuration of topic `{topic}`"))?;
+    for result in results {
+        match result {
+            Ok(resource) => {
+                if let Some(entry) = resource.get(key) {
+                    return Ok(entry.value.clone());
+                }
+            }
+            Err(code) => {
+                return Err(TransportError::Other(format!(
+                    "describing the configuration of topic `{topic}`: {code}"
+                )))
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// Partitions and watermarks of one topic.
