@@ -5,6 +5,18 @@
 //! Memory stays bounded however long the chain grows: we keep the tip, a small ring
 //! of recent blocks (enough to tell a block that merely lost a mining race — *stale* —
 //! from a bad one) and the origins already used, as per-partition ranges.
+//!
+//! Invariants (issue 12):
+//! - Acceptance depends on the records alone, never on a node's state: claim
+//!   tracking ([`ChainState::track_claims`], node-local, for intake decisions) only
+//!   adds content digests to [`Appended::claims`].
+//! - No arithmetic on a number read from a record can overflow or wrap; the seed
+//!   rules never interpret the index (the tutorial does not), they only report it.
+//! - Nothing recurses on the Rust stack per nesting level (parser, canonical writer
+//!   and Python `repr` use explicit stacks), so any record the parser accepts
+//!   (up to [`super::canonical::MAX_DEPTH`] levels) is safe on any thread.
+//! - Per origin O(log r) work in any order (r: ranges in the origin set), and
+//!   O(n log n) per v2 block for its duplicate check.
 
 use std::collections::VecDeque;
 use std::fmt;
