@@ -1014,6 +1014,35 @@ mod tests {
         assert_eq!(s.height(), 9);
     }
 
+    /// Issue 12: a record nested to the parser's limit (a non-canonical transaction
+    /// and a list proof, both about 986 levels; the old parser stopped at 512) replays
+    /// on a thread with a 256 KiB stack: parser, canonical writer and `repr` keep
+    /// their nesting on the heap.
+    #[test]
+    fn deep_records_need_no_stack() {
+        let mut s = seed_state();
+        let depth = crate::chain::canonical::MAX_DEPTH - 4;
+        let deep = format!(
+            "{}1{}",
+            r#"{"b": 0, "a": ["#.repeat(depth / 2),
+            "]}".repeat(depth / 2)
+        );
+        let proof = seed_block(&s, "", |k| {
+            format!("{}{k}{}", "[".repeat(depth), "]".repeat(depth))
+        });
+        let block = proof.replace(
+            r#""transactions": []"#,
+            &format!(r#""transactions": [{{"x": {deep}}}]"#),
+        );
+        let replayed = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || s.apply(block.as_bytes()).map(|a| a.index))
+            .unwrap()
+            .join()
+            .expect("no stack overflow");
+        assert_eq!(replayed.unwrap(), 2);
+    }
+
     /// Issue 12: `"index": u64::MAX` then any block used to overflow `tip.index + 1`
     /// (a panic in debug and test builds).
     #[test]
