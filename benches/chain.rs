@@ -3,6 +3,10 @@
 //!   cargo bench --bench chain                 criterion: block hash, replay, PoW
 //!   cargo bench --bench chain -- compare      side by side with python3 running the
 //!                                             tutorial's code (python/tutorial_bench.py)
+//!   cargo bench --bench chain -- descending 10 20 100
+//!                                             replay of seed chains of that many blocks of
+//!                                             20,000 transactions whose origins descend by 2
+//!                                             (issue 12: replay must stay linear)
 //!
 //! Both replay the same file, fixtures/bench_seed_chain.jsonl: 1000 blocks of 4
 //! transactions mined by the tutorial's own node (Python's `json.dumps(block)`, so
@@ -286,9 +290,75 @@ fn compare() {
     }
 }
 
+/// Tutorial-valid (seed) blocks of 20,000 transactions each, origins descending by 2
+/// over the whole chain: the worst order for a sorted-vector origin set.
+fn descending_chain(blocks: usize) -> Vec<Vec<u8>> {
+    const TXS: i64 = 20_000;
+    let mut state = ChainState::new();
+    let g = genesis(Rules::Seed, 1_764_079_200.5);
+    state.apply(&g).unwrap();
+    let mut out = vec![g];
+    let miner = Miner::all_cores();
+    let sub = parse_submitted(br#"{"from": "alice", "to": "bob", "amount": 1}"#).unwrap();
+    let top = 2 * TXS * blocks as i64;
+    for b in 0..blocks as i64 {
+        let txs: Vec<Transaction> = (0..TXS)
+            .map(|j| {
+                let offset = top - 2 * (b * TXS + j);
+                Transaction::from_submitted(
+                    &sub,
+                    Origin {
+                        partition: 0,
+                        offset,
+                    },
+                )
+            })
+            .collect();
+        let tip = state.tip().unwrap().clone();
+        let t = BlockTemplate::new(&tip, Rules::Seed, 1_764_079_201.0 + b as f64, &txs);
+        let m = miner.mine(&t.work(), &AtomicBool::new(false)).unwrap();
+        let block = t.seal(m.nonce);
+        state.apply(&block).unwrap();
+        out.push(block);
+    }
+    out
+}
+
+/// `descending N...`: one timed replay per chain length, printed as a table row.
+fn descending(lengths: &[usize]) {
+    let longest = lengths.iter().copied().max().unwrap_or(0);
+    let chain = descending_chain(longest);
+    println!("| blocks | transactions | replay (s) | µs per transaction |");
+    println!("|---:|---:|---:|---:|");
+    for &n in lengths {
+        let started = Instant::now();
+        replay(&chain[..=n]);
+        let secs = started.elapsed().as_secs_f64();
+        let txs = n as f64 * 20_000.0;
+        println!(
+            "| {n} | {} | {secs:.3} | {:.3} |",
+            n * 20_000,
+            secs * 1e6 / txs
+        );
+    }
+}
+
 fn main() {
-    if std::env::args().skip(1).any(|a| a == "compare") {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "compare") {
         compare();
+        return;
+    }
+    if let Some(at) = args.iter().position(|a| a == "descending") {
+        let lengths: Vec<usize> = args[at + 1..]
+            .iter()
+            .filter_map(|a| a.parse().ok())
+            .collect();
+        descending(if lengths.is_empty() {
+            &[10, 20, 100]
+        } else {
+            &lengths
+        });
         return;
     }
     benches();

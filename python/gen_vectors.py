@@ -8,6 +8,7 @@ the original rather than against our reading of it:
   fixtures/canonical_vectors.jsonl  input JSON text -> json.dumps(json.loads(text), sort_keys=True) and its sha256
   fixtures/seed_chain.jsonl         a chain produced by the tutorial's node (one block per line, as kcat prints)
   fixtures/seed_*.jsonl             tampered variants of it
+  fixtures/seed_splits.jsonl        records the tutorial accepts that kafkachain once rejected (issue 12)
   fixtures/seed_expect.json         per file: which lines the tutorial's replay appends, and the final tip hash
 
 Usage: python3 python/gen_vectors.py   (deterministic; rerun to regenerate)
@@ -126,6 +127,8 @@ HAND_VECTORS = [
     '{"\u00e9":1,"e":2,"z":3,"\U0001F600":4,"\uffff":5,"A":6,"a":7,"_":8,"":9}',
     '{"\\u00e9":1,"\u00e9":2}', '{"b\\u0000":1,"b":2}', '{"\\ud83d\\ude00":1,"\\uffff":2,"\\ud800":3}',
     '[[[[[[[[[[1]]]]]]]]]]', '{"a":[{"b":[{"c":[]}]}]}',
+    # Deep nesting: Python's json handles about 990 levels (its recursion limit).
+    '[' * 600 + ']' * 600, '{"a":' * 600 + '{"b":{},"a":[1.50]}' + '}' * 600, '[' * 980 + '"x"' + ']' * 980,
     ' \t\n\r[1 ,2\n,\t3]\r\n',
     '{"index": 2, "timestamp": 1764079201.5, "transactions": [{"sender": "alice", "recipient": "bob", "amount": 3}], "proof": 35293, "previous_hash": "abc"}',
 ]
@@ -217,6 +220,53 @@ def write_canonical_vectors():
     return len(texts)
 
 
+# ---- Records the tutorial accepts (issue 12) ----
+def seed_splits():
+    """A tutorial chain extended, block by block, with what the tutorial's valid_block
+    accepts although a stricter reading would not: indexes 1 and 0 after genesis, an
+    index past 2**64, proofs that are a list or a dict (the rule hashes str(proof)),
+    a transaction nested 600 deep. Each block links to the previous one and carries
+    the first proof the tutorial's valid_proof takes."""
+    rng = random.Random(12)
+    lines = mine_chain(rng, 3)
+    chain = [json.loads(l) for l in lines]
+
+    def add(fields, make_proof):
+        last = chain[-1]
+        k = 0
+        while not Blockchain.valid_proof(last['proof'], make_proof(k)):
+            k += 1
+        block = {'timestamp': last['timestamp'] + 1, 'transactions': []}
+        block.update(fields)
+        block['previous_hash'] = Blockchain.hash(last)
+        block['proof'] = make_proof(k)
+        chain.append(block)
+        lines.append(json.dumps(block))
+
+    def deep(n, inner):
+        for _ in range(n):
+            inner = [inner]
+        return inner
+
+    plain = lambda k: k
+    add({'index': 1}, plain)                      # not a second genesis: it links
+    add({'index': 0}, plain)                      # and a node must build on it
+    add({'index': len(chain) + 1}, plain)         # what the tutorial's node writes next
+    add({'index': 7}, lambda k: [k])              # str([k]) == '[k]'
+    add({'index': 8}, lambda k: {'a': [k, "it's", None, 1.5, True, 'q"uote', 'both \' "',
+                                        '\u00e9\u2028\x7f\t\ud800\U0001F600', {'b': -0.0}]})
+    add({'index': 9}, lambda k: deep(300, k))     # repr of a deep list
+    add({'index': 10, 'transactions': [
+        {'sender': 'a', 'recipient': 'b', 'amount': 1, 'memo': deep(600, 'x')}]}, plain)
+    add({'index': 11}, plain)
+    add({'index': 2 ** 64 - 1}, plain)            # u64::MAX, then another block
+    add({'index': 12}, plain)
+    add({'index': 2 ** 64}, plain)
+    add({'index': 'thirteen'}, lambda k: str(k))  # a string proof: str() is itself
+    add({'index': 14}, plain)
+    return lines
+
+
 # ---- The seed chain and its tampered variants ----
 def write_seed_chain():
     rng = random.Random(7)
@@ -254,6 +304,8 @@ def write_seed_chain():
                    separators=(",", ":") if i % 4 == 1 else None)
         for i, l in enumerate(lines)
     ]
+
+    files["seed_splits.jsonl"] = seed_splits()
 
     expect = {}
     for name, content in files.items():

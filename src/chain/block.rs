@@ -167,9 +167,9 @@ pub(crate) fn python_str(
         Kind::True => out.extend_from_slice(b"True"),
         Kind::False => out.extend_from_slice(b"False"),
         Kind::Null => out.extend_from_slice(b"None"),
-        Kind::Object | Kind::Array => {
-            return Err(RuleError::UnsupportedProof(describe(tape, s, idx)))
-        }
+        // str() of a list or dict is repr() of its items; repr() escapes lone
+        // surrogates, so the result always encodes.
+        Kind::Object | Kind::Array => super::pyrepr::write_repr(tape, s, idx, out),
     }
     Ok(())
 }
@@ -215,16 +215,18 @@ impl TxFields {
     }
 }
 
-/// The origin `{"offset": o, "partition": p}` at node `o` of transaction number `at`.
-/// Strict mode rejects a malformed origin; lenient mode (seed, where Python never
-/// looks at it) ignores it.
+/// The origin `{"offset": o, "partition": p}` (or, for a later attempt at an origin
+/// that other content claimed first, `{"attempt": n, "offset": o, "partition": p}` with
+/// n ≥ 1) at node `o` of transaction number `at`, as (origin, attempt). Strict mode
+/// rejects a malformed origin; lenient mode (seed, where Python never looks at it)
+/// ignores it.
 pub(crate) fn tx_origin(
     tape: &Tape,
     s: &[u8],
     o: usize,
     at: usize,
     strict: bool,
-) -> Result<Option<Origin>, RuleError> {
+) -> Result<Option<(Origin, u32)>, RuleError> {
     let bad = |what: &str, expected: &'static str| RuleError::WrongType {
         field: format!("transactions[{at}].origin{what}"),
         expected,
@@ -236,21 +238,38 @@ pub(crate) fn tx_origin(
             Ok(None)
         };
     }
-    let (mut partition, mut offset) = (None, None);
+    let (mut partition, mut offset, mut attempt) = (None, None, None);
+    let mut has_attempt = false;
     for (k, v) in tape.members(o) {
         let n = tape.node(k);
         if key_is(s, n, b"partition") {
             partition = as_i64(tape, s, v).and_then(|p| i32::try_from(p).ok());
         } else if key_is(s, n, b"offset") {
             offset = as_i64(tape, s, v).filter(|o| *o >= 0);
+        } else if key_is(s, n, b"attempt") {
+            has_attempt = true;
+            attempt = as_u64(tape, s, v)
+                .and_then(|a| u32::try_from(a).ok())
+                .filter(|a| *a >= 1);
         }
     }
     match (partition, offset) {
         (Some(partition), Some(offset)) => {
-            if strict && tape.node(o).len != 2 {
-                return Err(bad("", "exactly {\"offset\", \"partition\"}"));
+            let origin = Origin { partition, offset };
+            if !strict {
+                return Ok(Some((origin, attempt.unwrap_or(0))));
             }
-            Ok(Some(Origin { partition, offset }))
+            if has_attempt && attempt.is_none() {
+                return Err(bad(".attempt", "an integer 1..2^32"));
+            }
+            let want = if has_attempt { 3 } else { 2 };
+            if tape.node(o).len != want {
+                return Err(bad(
+                    "",
+                    "exactly {\"offset\", \"partition\"}, plus \"attempt\" n ≥ 1 after a conflicting claim",
+                ));
+            }
+            Ok(Some((origin, attempt.unwrap_or(0))))
         }
         _ if !strict => Ok(None),
         (None, _) => Err(bad(".partition", "a 32-bit integer")),

@@ -14,9 +14,13 @@ use std::io::Write as _;
 
 use sha2::{Digest, Sha256};
 
-/// Nesting limit. Python's own limit is its recursion limit (about 1000 frames); we
-/// stop earlier to stay well inside a 2 MiB thread stack.
-pub const MAX_DEPTH: usize = 512;
+/// Nesting limit: how many arrays and objects may be open at once. Python's `json`
+/// has no limit of its own: it stops at the interpreter's recursion limit (1000
+/// frames, shared with the Python frames of the caller), so `json.loads` and
+/// `json.dumps` handle about 990 to 995 levels depending on how deep the calling
+/// program is. We take 990 (see docs/compat.md). Nothing here recurses on the Rust
+/// stack, so the limit is about compatibility only.
+pub const MAX_DEPTH: usize = 990;
 /// Python 3.11+ refuses to convert integers longer than this (`sys.get_int_max_str_digits`),
 /// so `json.loads` rejects them; so do we.
 pub const MAX_INT_DIGITS: usize = 4300;
@@ -69,6 +73,7 @@ pub(crate) struct Tape {
     pub canonical: bool,
     key_a: Vec<u8>,
     key_b: Vec<u8>,
+    open: Vec<Open>,
 }
 
 impl Tape {
@@ -87,11 +92,12 @@ impl Tape {
             canonical: true,
             key_a: &mut self.key_a,
             key_b: &mut self.key_b,
+            open: &mut self.open,
         };
         if p.ws() != 0 {
             p.canonical = false;
         }
-        p.value(0)?;
+        p.value()?;
         if p.ws() != 0 {
             p.canonical = false;
         }
@@ -132,53 +138,92 @@ impl Tape {
 
     /// Writes the canonical form of the subtree at `idx`.
     pub fn write(&self, s: &[u8], idx: usize, out: &mut Vec<u8>, scratch: &mut Vec<(u32, u32)>) {
+        // Iterative: `scratch` above `base` is a stack of work items (tag, node), so a
+        // deeply nested document costs heap, never Rust stack. An object's members are
+        // sorted in place on the same stack, then turned into MEMBER items.
+        const NODE: u32 = 0;
+        const MEMBER: u32 = 1;
+        const ITEM: u32 = 2;
+        const CLOSE_OBJECT: u32 = 3;
+        const CLOSE_ARRAY: u32 = 4;
+        const SEP: u32 = 1 << 8;
+        let base = scratch.len();
+        scratch.push((NODE, idx as u32));
+        while scratch.len() > base {
+            let Some((tag, i)) = scratch.pop() else { break };
+            if tag & SEP != 0 {
+                out.extend_from_slice(b", ");
+            }
+            let i = i as usize;
+            match tag & !SEP {
+                CLOSE_OBJECT => {
+                    out.push(b'}');
+                    continue;
+                }
+                CLOSE_ARRAY => {
+                    out.push(b']');
+                    continue;
+                }
+                MEMBER => {
+                    self.write_scalar(s, i, out);
+                    out.extend_from_slice(b": ");
+                    scratch.push((NODE, i as u32 + 1));
+                    continue;
+                }
+                _ => {}
+            }
+            let n = self.nodes[i];
+            match n.kind {
+                Kind::Object if n.len == 0 => out.extend_from_slice(b"{}"),
+                Kind::Object => {
+                    out.push(b'{');
+                    scratch.push((CLOSE_OBJECT, 0));
+                    let first = scratch.len();
+                    for (k, _) in self.members(i) {
+                        scratch.push((k as u32, 0));
+                    }
+                    let nodes = &self.nodes;
+                    let cmp = |a: &(u32, u32), b: &(u32, u32)| {
+                        key_cmp(s, &nodes[a.0 as usize], &nodes[b.0 as usize])
+                    };
+                    scratch[first..].sort_by(cmp);
+                    // After a stable sort, equal keys keep input order: the last one wins.
+                    let end = scratch.len();
+                    let mut w = first;
+                    for j in first..end {
+                        if j + 1 < end && cmp(&scratch[j], &scratch[j + 1]) == Ordering::Equal {
+                            continue;
+                        }
+                        scratch[w] = scratch[j];
+                        w += 1;
+                    }
+                    scratch.truncate(w);
+                    scratch[first..].reverse();
+                    let last = scratch.len() - 1;
+                    for (j, item) in scratch[first..].iter_mut().enumerate() {
+                        let sep = if first + j == last { 0 } else { SEP };
+                        *item = (MEMBER | sep, item.0);
+                    }
+                }
+                Kind::Array if n.len == 0 => out.extend_from_slice(b"[]"),
+                Kind::Array => {
+                    out.push(b'[');
+                    scratch.push((CLOSE_ARRAY, 0));
+                    let first = scratch.len();
+                    for (j, item) in self.items(i).enumerate() {
+                        scratch.push((if j == 0 { ITEM } else { ITEM | SEP }, item as u32));
+                    }
+                    scratch[first..].reverse();
+                }
+                _ => self.write_scalar(s, i, out),
+            }
+        }
+    }
+
+    /// Writes the canonical form of a string, number or literal node.
+    fn write_scalar(&self, s: &[u8], idx: usize, out: &mut Vec<u8>) {
         let n = self.nodes[idx];
         match n.kind {
-            Kind::Object => {
-                if n.len == 0 {
-                    out.extend_from_slice(b"{}");
-                    return;
-                }
-                let base = scratch.len();
-                for (k, v) in self.members(idx) {
-                    scratch.push((k as u32, v as u32));
-                }
-                let nodes = &self.nodes;
-                scratch[base..]
-                    .sort_by(|a, b| key_cmp(s, &nodes[a.0 as usize], &nodes[b.0 as usize]));
-                out.push(b'{');
-                let end = scratch.len();
-                let mut first = true;
-                for j in base..end {
-                    let (k, v) = scratch[j];
-                    // After a stable sort, equal keys keep input order: the last one wins.
-                    if j + 1 < end
-                        && key_cmp(s, &nodes[k as usize], &nodes[scratch[j + 1].0 as usize])
-                            == Ordering::Equal
-                    {
-                        continue;
-                    }
-                    if !first {
-                        out.extend_from_slice(b", ");
-                    }
-                    first = false;
-                    self.write(s, k as usize, out, scratch);
-                    out.extend_from_slice(b": ");
-                    self.write(s, v as usize, out, scratch);
-                }
-                scratch.truncate(base);
-                out.push(b'}');
-            }
-            Kind::Array => {
-                out.push(b'[');
-                for (j, item) in self.items(idx).enumerate() {
-                    if j > 0 {
-                        out.extend_from_slice(b", ");
-                    }
-                    self.write(s, item, out, scratch);
-                }
-                out.push(b']');
-            }
             Kind::Str => {
                 if n.canon {
                     // The span sits between its quotes in the input: copy them too.
@@ -204,6 +249,7 @@ impl Tape {
             Kind::True => out.extend_from_slice(b"true"),
             Kind::False => out.extend_from_slice(b"false"),
             Kind::Null => out.extend_from_slice(b"null"),
+            Kind::Object | Kind::Array => {}
         }
     }
 }
@@ -315,6 +361,16 @@ struct Parser<'a, 't> {
     canonical: bool,
     key_a: &'t mut Vec<u8>,
     key_b: &'t mut Vec<u8>,
+    open: &'t mut Vec<Open>,
+}
+
+/// A container being parsed.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Open {
+    idx: usize,
+    len: u32,
+    object: bool,
+    prev_key: Option<usize>,
 }
 
 impl Parser<'_, '_> {
@@ -366,22 +422,130 @@ impl Parser<'_, '_> {
         idx
     }
 
-    fn value(&mut self, depth: usize) -> Result<(), JsonError> {
-        let Some(&c) = self.s.get(self.i) else {
-            return Err(self.err("expected a value, found the end of the input"));
-        };
-        match c {
-            b'{' => self.object(depth + 1),
-            b'[' => self.array(depth + 1),
-            b'"' => self.string().map(|_| ()),
-            b'-' | b'0'..=b'9' => self.number(),
-            b't' => self.literal(b"true", Kind::True),
-            b'f' => self.literal(b"false", Kind::False),
-            b'n' => self.literal(b"null", Kind::Null),
-            b'N' => self.literal(b"NaN", Kind::Float),
-            b'I' => self.literal(b"Infinity", Kind::Float),
-            _ => Err(self.err("expected a value")),
+    /// Parses one JSON value (and everything nested in it) without recursion: open
+    /// containers live on an explicit stack, so nesting costs heap, never Rust stack.
+    fn value(&mut self) -> Result<(), JsonError> {
+        let mut open = std::mem::take(self.open);
+        open.clear();
+        let result = self.value_with(&mut open);
+        *self.open = open;
+        result
+    }
+
+    fn value_with(&mut self, open: &mut Vec<Open>) -> Result<(), JsonError> {
+        'value: loop {
+            let Some(&c) = self.s.get(self.i) else {
+                return Err(self.err("expected a value, found the end of the input"));
+            };
+            match c {
+                b'{' | b'[' => {
+                    if open.len() >= MAX_DEPTH {
+                        return Err(self.err("nesting too deep"));
+                    }
+                    let object = c == b'{';
+                    let idx = self.push(if object { Kind::Object } else { Kind::Array }, self.i);
+                    self.i += 1;
+                    if self.ws() != 0 {
+                        self.canonical = false;
+                    }
+                    let close = if object { b'}' } else { b']' };
+                    if self.s.get(self.i) == Some(&close) {
+                        self.i += 1;
+                        self.close(idx, 0);
+                    } else {
+                        open.push(Open {
+                            idx,
+                            len: 0,
+                            object,
+                            prev_key: None,
+                        });
+                        if object {
+                            self.key(open)?;
+                        }
+                        continue 'value;
+                    }
+                }
+                b'"' => {
+                    self.string()?;
+                }
+                b'-' | b'0'..=b'9' => self.number()?,
+                b't' => self.literal(b"true", Kind::True)?,
+                b'f' => self.literal(b"false", Kind::False)?,
+                b'n' => self.literal(b"null", Kind::Null)?,
+                b'N' => self.literal(b"NaN", Kind::Float)?,
+                b'I' => self.literal(b"Infinity", Kind::Float)?,
+                _ => return Err(self.err("expected a value")),
+            }
+            // A value is complete: continue or close the containers around it.
+            loop {
+                let Some(top) = open.last_mut() else {
+                    return Ok(());
+                };
+                top.len += 1;
+                let (object, idx, len) = (top.object, top.idx, top.len);
+                self.no_space();
+                let close = if object { b'}' } else { b']' };
+                match self.s.get(self.i) {
+                    Some(b',') => {
+                        self.i += 1;
+                        self.one_space();
+                        if object {
+                            self.key(open)?;
+                        }
+                        continue 'value;
+                    }
+                    Some(&b) if b == close => {
+                        self.i += 1;
+                        self.close(idx, len);
+                        open.pop();
+                    }
+                    _ if object => return Err(self.err("expected ',' or '}' in an object")),
+                    _ => return Err(self.err("expected ',' or ']' in an array")),
+                }
+            }
         }
+    }
+
+    /// Parses `"key": ` inside the innermost open object, checking the canonical order.
+    fn key(&mut self, open: &mut [Open]) -> Result<(), JsonError> {
+        if self.s.get(self.i) != Some(&b'"') {
+            return Err(self.err("expected a string key"));
+        }
+        let key = self.string()?;
+        let Some(top) = open.last_mut() else {
+            return Ok(());
+        };
+        if self.canonical {
+            if let Some(prev) = top.prev_key {
+                let ord = key_cmp_buf(
+                    self.s,
+                    &self.nodes[prev],
+                    &self.nodes[key],
+                    self.key_a,
+                    self.key_b,
+                );
+                if ord != Ordering::Less {
+                    self.canonical = false;
+                }
+            }
+        }
+        top.prev_key = Some(key);
+        self.no_space();
+        if self.s.get(self.i) != Some(&b':') {
+            return Err(self.err("expected ':' after an object key"));
+        }
+        self.i += 1;
+        self.one_space();
+        Ok(())
+    }
+
+    /// Records a finished container's member/item count, end and subtree extent.
+    fn close(&mut self, idx: usize, len: u32) {
+        let next = self.nodes.len() as u32;
+        let n = &mut self.nodes[idx];
+        n.len = len;
+        n.next = next;
+        n.end = self.i as u32;
     }
 
     fn literal(&mut self, word: &[u8], kind: Kind) -> Result<(), JsonError> {
@@ -391,108 +555,6 @@ impl Parser<'_, '_> {
         let idx = self.push(kind, self.i);
         self.i += word.len();
         self.nodes[idx].end = self.i as u32;
-        Ok(())
-    }
-
-    fn object(&mut self, depth: usize) -> Result<(), JsonError> {
-        if depth > MAX_DEPTH {
-            return Err(self.err("nesting too deep"));
-        }
-        let idx = self.push(Kind::Object, self.i);
-        self.i += 1;
-        let mut len = 0u32;
-        let mut prev_key: Option<usize> = None;
-        if self.ws() != 0 {
-            self.canonical = false;
-        }
-        if self.s.get(self.i) == Some(&b'}') {
-            self.i += 1;
-        } else {
-            loop {
-                if self.s.get(self.i) != Some(&b'"') {
-                    return Err(self.err("expected a string key"));
-                }
-                let key = self.string()?;
-                if self.canonical {
-                    if let Some(prev) = prev_key {
-                        let ord = key_cmp_buf(
-                            self.s,
-                            &self.nodes[prev],
-                            &self.nodes[key],
-                            self.key_a,
-                            self.key_b,
-                        );
-                        if ord != Ordering::Less {
-                            self.canonical = false;
-                        }
-                    }
-                }
-                prev_key = Some(key);
-                self.no_space();
-                if self.s.get(self.i) != Some(&b':') {
-                    return Err(self.err("expected ':' after an object key"));
-                }
-                self.i += 1;
-                self.one_space();
-                self.value(depth)?;
-                len += 1;
-                self.no_space();
-                match self.s.get(self.i) {
-                    Some(b',') => {
-                        self.i += 1;
-                        self.one_space();
-                    }
-                    Some(b'}') => {
-                        self.i += 1;
-                        break;
-                    }
-                    _ => return Err(self.err("expected ',' or '}' in an object")),
-                }
-            }
-        }
-        let next = self.nodes.len() as u32;
-        let n = &mut self.nodes[idx];
-        n.len = len;
-        n.next = next;
-        n.end = self.i as u32;
-        Ok(())
-    }
-
-    fn array(&mut self, depth: usize) -> Result<(), JsonError> {
-        if depth > MAX_DEPTH {
-            return Err(self.err("nesting too deep"));
-        }
-        let idx = self.push(Kind::Array, self.i);
-        self.i += 1;
-        let mut len = 0u32;
-        if self.ws() != 0 {
-            self.canonical = false;
-        }
-        if self.s.get(self.i) == Some(&b']') {
-            self.i += 1;
-        } else {
-            loop {
-                self.value(depth)?;
-                len += 1;
-                self.no_space();
-                match self.s.get(self.i) {
-                    Some(b',') => {
-                        self.i += 1;
-                        self.one_space();
-                    }
-                    Some(b']') => {
-                        self.i += 1;
-                        break;
-                    }
-                    _ => return Err(self.err("expected ',' or ']' in an array")),
-                }
-            }
-        }
-        let next = self.nodes.len() as u32;
-        let n = &mut self.nodes[idx];
-        n.len = len;
-        n.next = next;
-        n.end = self.i as u32;
         Ok(())
     }
 

@@ -7,23 +7,30 @@
 //! - [`merkle`]: the v2 transaction Merkle tree.
 //! - [`rules`]: the `seed` and `v2` rule sets and the precise rejection reasons.
 //! - [`origins`]: the compact set of transaction origins already on the chain.
+//! - [`claims`]: which content the chain holds for an origin (forged claims must not
+//!   censor the real record).
 //! - [`replay`]: [`ChainState`], which applies chain-topic records in order.
 //! - [`intake`]: parsing transactions submitted on the transactions topic.
 //! - [`template`]: building canonical blocks for our node to mine.
 //! - [`pow`]: the miner and the proof-of-work checks.
+//! - `pyrepr`: Python's `repr()` of parsed JSON (the seed proof may be a list or dict).
 
 pub(crate) mod block;
 pub mod canonical;
+pub mod claims;
 pub mod hash;
 pub mod intake;
 pub mod merkle;
 pub mod origins;
 pub mod pow;
+pub(crate) mod pyrepr;
+mod pyrepr_table;
 pub mod replay;
 pub mod rules;
 pub mod template;
 
 pub use canonical::{to_canonical, Canonicalizer, JsonError};
+pub use claims::{Claim, ClaimScope, ContentDigest, Verdict};
 pub use hash::{BlockHash, HashParseError, MerkleRoot, TxId};
 pub use intake::{parse_submitted, IntakeError, SubmittedTx, MAX_TX_BYTES};
 pub use origins::OriginSet;

@@ -5,6 +5,7 @@
 use serde_json::Number;
 
 use super::canonical::{write_json_number, write_json_string, write_py_float};
+use super::claims::ContentDigest;
 use super::hash::{write_hex, MerkleRoot};
 use super::intake::SubmittedTx;
 use super::merkle::{merkle_root, tx_id};
@@ -18,21 +19,32 @@ use super::Origin;
 pub struct Transaction {
     json: String,
     origin: Option<Origin>,
+    /// Which attempt at `origin` this is (0 unless other content claimed it first).
+    attempt: u32,
+    /// Byte span of the origin object in `json`, so another attempt is a splice.
+    origin_span: (usize, usize),
+    /// Digest of the transfer (see [`super::claims`]); None for the reward.
+    content: Option<ContentDigest>,
 }
 
 impl Transaction {
     /// `{"amount": …, "origin": {"offset": …, "partition": …}, "recipient": to, "sender": from}`.
     pub fn from_submitted(tx: &SubmittedTx, origin: Origin) -> Self {
+        Self::from_submitted_attempt(tx, origin, 0)
+    }
+
+    /// The same, for attempt `attempt` at the origin: attempt 0 is written as above (the
+    /// form every chain has used), later ones as
+    /// `"origin": {"attempt": n, "offset": …, "partition": …}`.
+    pub fn from_submitted_attempt(tx: &SubmittedTx, origin: Origin, attempt: u32) -> Self {
+        let amount = tx.amount.to_string();
         let mut out = Vec::with_capacity(96 + tx.from.len() + tx.to.len());
         out.extend_from_slice(b"{\"amount\": ");
-        write_json_number(&tx.amount.to_string(), &mut out);
-        out.extend_from_slice(
-            format!(
-                ", \"origin\": {{\"offset\": {}, \"partition\": {}}}",
-                origin.offset, origin.partition
-            )
-            .as_bytes(),
-        );
+        write_json_number(&amount, &mut out);
+        out.extend_from_slice(b", \"origin\": ");
+        let start = out.len();
+        out.extend_from_slice(origin_json(origin, attempt).as_bytes());
+        let end = out.len();
         out.extend_from_slice(b", \"recipient\": ");
         write_json_string(&tx.to, &mut out);
         out.extend_from_slice(b", \"sender\": ");
@@ -41,7 +53,36 @@ impl Transaction {
         Self {
             json: into_string(out),
             origin: Some(origin),
+            attempt,
+            origin_span: (start, end),
+            content: Some(ContentDigest::of_transfer(&amount, &tx.to, &tx.from)),
         }
+    }
+
+    /// This transaction as attempt `attempt` at its origin (the reward is unchanged).
+    pub fn with_attempt(&self, attempt: u32) -> Self {
+        let Some(origin) = self.origin else {
+            return self.clone();
+        };
+        let (start, end) = self.origin_span;
+        let member = origin_json(origin, attempt);
+        let json = format!("{}{}{}", &self.json[..start], member, &self.json[end..]);
+        Self {
+            json,
+            origin: Some(origin),
+            attempt,
+            origin_span: (start, start + member.len()),
+            content: self.content,
+        }
+    }
+
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// The digest of the transfer, which replay computes for the chain's copy too.
+    pub fn content(&self) -> Option<ContentDigest> {
+        self.content
     }
 
     /// The block reward: `{"amount": amount, "recipient": recipient, "sender": "0"}`,
@@ -56,6 +97,9 @@ impl Transaction {
         Self {
             json: into_string(out),
             origin: None,
+            attempt: 0,
+            origin_span: (0, 0),
+            content: None,
         }
     }
 
@@ -80,6 +124,21 @@ impl Transaction {
 pub const BLOCK_FRAME_BYTES: usize = 512;
 /// `", "` between two transactions of a block.
 pub const BLOCK_TX_SEPARATOR_BYTES: usize = 2;
+
+/// The canonical origin object (keys sorted: attempt, offset, partition).
+fn origin_json(origin: Origin, attempt: u32) -> String {
+    if attempt == 0 {
+        format!(
+            "{{\"offset\": {}, \"partition\": {}}}",
+            origin.offset, origin.partition
+        )
+    } else {
+        format!(
+            "{{\"attempt\": {attempt}, \"offset\": {}, \"partition\": {}}}",
+            origin.offset, origin.partition
+        )
+    }
+}
 
 /// Canonical JSON is ASCII (ensure_ascii), so this never loses anything.
 fn into_string(bytes: Vec<u8>) -> String {
@@ -139,7 +198,7 @@ impl BlockTemplate {
         } else {
             tip.timestamp
         };
-        let index = tip.index + 1;
+        let index = tip.next_index();
         let mut prefix = Vec::with_capacity(256);
         prefix.extend_from_slice(format!("{{\"index\": {index}, ").as_bytes());
         let work = match rules {

@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use crate::chain::{Origin, Transaction};
+use crate::chain::{Claim, Origin, Transaction};
 
 #[derive(Debug)]
 struct Pending {
@@ -83,6 +83,41 @@ impl Pool {
         }
         self.trim_arrivals();
         removed
+    }
+
+    /// Applies a block's claims. A pending transaction whose origin the block claims
+    /// with the same content is on the chain: it leaves the pool. One whose origin
+    /// *and attempt* the block claims with other content can no longer land as it is
+    /// (v2 takes each attempt once): its origin is returned, for the caller to log the
+    /// conflicting claim and [`Pool::reattempt`] it. A claim whose content was not
+    /// tracked counts as a match (the pre-claims behaviour).
+    pub fn settle(&mut self, claims: &[Claim]) -> Vec<Origin> {
+        let mut conflicts = Vec::new();
+        for c in claims {
+            let Some(p) = self.pending.get(&c.origin) else {
+                continue;
+            };
+            match (c.content, p.tx.content()) {
+                (Some(chain), Some(ours)) if chain != ours => {
+                    if c.attempt == p.tx.attempt() && !conflicts.contains(&c.origin) {
+                        conflicts.push(c.origin);
+                    }
+                }
+                _ => {
+                    self.pending.remove(&c.origin);
+                }
+            }
+        }
+        self.trim_arrivals();
+        conflicts.retain(|o| self.pending.contains_key(o));
+        conflicts
+    }
+
+    /// Rebuilds the pending transaction at `origin` as attempt `attempt`.
+    pub fn reattempt(&mut self, origin: Origin, attempt: u32) {
+        if let Some(p) = self.pending.get_mut(&origin) {
+            p.tx = p.tx.with_attempt(attempt);
+        }
     }
 
     /// Forgets partitions that the group gave to another node: their new owner re-reads
@@ -227,6 +262,46 @@ mod tests {
             offset,
         }));
         assert_eq!(pool.commit_positions(), vec![(0, 6)]);
+    }
+
+    #[test]
+    fn settle_keeps_what_the_chain_claims_with_other_content() {
+        let mut pool = Pool::new();
+        let now = Instant::now();
+        for offset in 0..3 {
+            let (o, t) = tx(0, offset);
+            pool.offer(o, t, now);
+        }
+        let claim = |offset, attempt, content| Claim {
+            origin: Origin {
+                partition: 0,
+                offset,
+            },
+            attempt,
+            content,
+        };
+        let ours = tx(0, 0).1.content();
+        let forged = Some(crate::chain::ContentDigest([9; 8]));
+        let conflicts = pool.settle(&[
+            claim(0, 0, ours),
+            claim(1, 0, forged),
+            claim(2, 1, forged),
+            claim(1, 0, forged),
+        ]);
+        let one = Origin {
+            partition: 0,
+            offset: 1,
+        };
+        assert_eq!(conflicts, vec![one]);
+        assert_eq!(pool.len(), 2, "the matching claim settled offset 0 only");
+        pool.reattempt(one, 1);
+        let rebuilt = pool.oldest(1).remove(0);
+        assert_eq!(rebuilt.attempt(), 1);
+        assert!(rebuilt
+            .canonical_json()
+            .contains(r#""origin": {"attempt": 1, "offset": 1, "partition": 0}"#));
+        assert_eq!(rebuilt.content(), ours);
+        assert_eq!(pool.commit_positions(), vec![(0, 1)]);
     }
 
     #[test]

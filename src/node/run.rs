@@ -43,12 +43,12 @@ use super::miner::{MineResult, MinerThread};
 use super::pool::Pool;
 use super::{identity, Shutdown};
 use crate::chain::{
-    self, Appended, BlockTemplate, ChainState, Discarded, Origin, Rules, Transaction,
-    BLOCK_TX_SEPARATOR_BYTES,
+    self, Appended, BlockTemplate, ChainState, ClaimScope, Discarded, Origin, Rules, Transaction,
+    Verdict, BLOCK_TX_SEPARATOR_BYTES,
 };
 use crate::transport::budget::ByteBudget;
 use crate::transport::chain_log::{ChainLog, ChainRecord, CHAIN_PARTITION};
-use crate::transport::intake::{Intake, IntakeChannels, IntakeEvent, IntakeMode};
+use crate::transport::intake::{self as intake, Intake, IntakeChannels, IntakeEvent, IntakeMode};
 use crate::transport::publish::{Delivery, Profile, Publisher};
 use crate::transport::{topics, KafkaConfig, TopicNames, TransportError};
 
@@ -323,6 +323,7 @@ impl Node {
             last_status: Instant::now(),
             txs_on_chain_since_status: 0,
         };
+        node.track_claims();
         node.replay(end, shutdown)?;
         if let Some(rules) = node.chain.rules() {
             if rules != node.config.rules {
@@ -340,6 +341,36 @@ impl Node {
     /// The chain as replayed so far.
     pub fn chain(&self) -> &ChainState {
         &self.chain
+    }
+
+    /// Remembers the content of claims on origins this node may still read (at or
+    /// above the group's committed offsets), so a forged claim cannot censor a record
+    /// (see `chain::claims`). Without the offsets it remembers from offset 0.
+    fn track_claims(&mut self) {
+        let (scope, partitions) = match self.config.intake {
+            IntakeMode::Partition(p) => (ClaimScope::Partition(p), vec![p]),
+            IntakeMode::Group => (
+                ClaimScope::All,
+                (0..self.config.topics.tx_partitions.max(1)).collect(),
+            ),
+        };
+        let floors = match intake::group_committed(
+            &self.config.kafka,
+            &self.config.topics.transactions,
+            &self.config.group,
+            &partitions,
+        ) {
+            Ok(committed) => committed
+                .into_iter()
+                .filter_map(|(p, o)| Some((p, o?)))
+                .collect(),
+            Err(err) => {
+                warn!(error = %err, "reading committed offsets; remembering claims from offset 0");
+                Vec::new()
+            }
+        };
+        debug!(?floors, "claim floors");
+        self.chain.track_claims(scope, floors);
     }
 
     /// Reads the chain topic up to `end` (and at least to a genesis block).
@@ -575,7 +606,9 @@ impl Node {
 
     fn on_appended(&mut self, block: Appended, offset: i64, live: bool) {
         self.summary.blocks_seen += 1;
-        self.pool.remove(&block.origins);
+        for origin in self.pool.settle(&block.claims) {
+            self.on_conflicting_claim(origin, offset);
+        }
         self.txs_on_chain_since_status += block.origins.len() as u64;
         let ours = block.miner.as_deref() == Some(self.id.as_str());
         let mined_in = match self.stage {
@@ -605,6 +638,27 @@ impl Node {
         self.stage = Stage::Idle;
     }
 
+    /// A block claimed `origin` (at the attempt we hold pending) with other content.
+    fn on_conflicting_claim(&mut self, origin: Origin, block_offset: i64) {
+        match self.chain.lowest_free_attempt(origin) {
+            Some(attempt) => {
+                warn!(
+                    partition = origin.partition,
+                    offset = origin.offset,
+                    block_offset,
+                    attempt,
+                    "conflicting claim: a block claims this transaction's origin with other content (an attack?); including it again as a new attempt"
+                );
+                self.pool.reattempt(origin, attempt);
+            }
+            None => warn!(
+                partition = origin.partition,
+                offset = origin.offset,
+                "conflicting claim: every attempt at this origin is taken"
+            ),
+        }
+    }
+
     fn on_discarded(&mut self, discarded: Discarded, offset: i64) {
         if discarded.is_stale() {
             self.summary.stale_discarded += 1;
@@ -629,15 +683,40 @@ impl Node {
                         self.pool.consumed(partition, offset);
                         warn!(partition, offset, error = %err, "skipping malformed transaction");
                     }
-                    Ok(_) if self.chain.contains_origin(origin) => {
-                        // Re-read after a crash or rebalance: already on the chain.
-                        self.summary.txs_already_on_chain += 1;
-                        self.pool.consumed(partition, offset);
-                    }
                     Ok(tx) => {
                         let tx = Transaction::from_submitted(&tx, origin);
-                        if self.fits_a_block(&tx, origin) {
-                            self.pool.offer(origin, tx, Instant::now());
+                        let verdict = tx
+                            .content()
+                            .map_or(Verdict::Free, |c| self.chain.verdict(origin, c));
+                        match verdict {
+                            Verdict::Free => {
+                                if self.fits_a_block(&tx, origin) {
+                                    self.pool.offer(origin, tx, Instant::now());
+                                }
+                            }
+                            Verdict::OnChain => {
+                                // Re-read after a crash or rebalance: already on the chain.
+                                self.summary.txs_already_on_chain += 1;
+                                self.pool.consumed(partition, offset);
+                            }
+                            Verdict::Conflict {
+                                attempt: Some(attempt),
+                            } => {
+                                warn!(
+                                    partition,
+                                    offset,
+                                    attempt,
+                                    "conflicting claim: the chain claims this transaction's origin with other content (an attack?); including it as a new attempt"
+                                );
+                                let tx = tx.with_attempt(attempt);
+                                if self.fits_a_block(&tx, origin) {
+                                    self.pool.offer(origin, tx, Instant::now());
+                                }
+                            }
+                            Verdict::Conflict { attempt: None } => {
+                                warn!(partition, offset, "conflicting claim: every attempt at this origin is taken; skipping");
+                                self.pool.consumed(partition, offset);
+                            }
                         }
                     }
                 }
@@ -658,6 +737,10 @@ impl Node {
                     self.commit_in_flight = None;
                 }
                 debug!(?positions, "offsets committed");
+                // Claims below a committed offset can never be read again by this group.
+                for &(partition, offset) in &positions {
+                    self.chain.raise_claim_floor(partition, offset);
+                }
                 self.last_commit = positions;
             }
             IntakeEvent::Committed(Err(err)) => {

@@ -66,6 +66,38 @@ pub enum IntakeMode {
     Group,
 }
 
+/// Offsets that `group` has committed for `partitions` of `topic` (None where nothing
+/// is committed), read without joining the group. A node reads them before replaying
+/// the chain, to know which origins it may still read.
+pub fn group_committed(
+    config: &KafkaConfig,
+    topic: &str,
+    group: &str,
+    partitions: &[i32],
+) -> Result<Vec<(i32, Option<i64>)>, TransportError> {
+    let consumer: BaseConsumer = config
+        .client(&[("group.id", group), ("enable.auto.commit", "false")])
+        .create()
+        .kafka(format!(
+            "creating consumer for `{topic}` in group `{group}`"
+        ))?;
+    let mut list = TopicPartitionList::new();
+    for &p in partitions {
+        list.add_partition(topic, p);
+    }
+    let committed = consumer
+        .committed_offsets(list, super::BROKER_TIMEOUT)
+        .kafka("reading committed offsets")?;
+    Ok(committed
+        .elements()
+        .iter()
+        .map(|e| match e.offset() {
+            Offset::Offset(o) => (e.partition(), Some(o)),
+            _ => (e.partition(), None),
+        })
+        .collect())
+}
+
 /// The two channels from the intake thread to the node (see the module docs).
 ///
 /// Records: at most the channel's capacity in count and `bytes.limit()` in payload
