@@ -197,6 +197,8 @@ pub struct Node {
     /// Don't build before this (after a failed publish).
     build_after: Option<Instant>,
     budget: BlockBudget,
+    /// Canonical size of our reward transaction (part of every block we build).
+    reward_len: usize,
     chain_rx: Receiver<ChainBatch>,
     chain_bytes: Arc<ByteBudget>,
     reader_stop: Arc<AtomicBool>,
@@ -291,6 +293,7 @@ impl Node {
             bytes: ByteBudget::new(INTAKE_BUFFER_BYTES),
             control: control_tx,
         };
+        let reward_len = Transaction::reward(&id, &config.reward).encoded_len();
         let mut node = Node {
             summary: NodeSummary {
                 id: id.clone(),
@@ -309,6 +312,7 @@ impl Node {
             publishing: None,
             build_after: None,
             budget,
+            reward_len,
             chain_rx,
             chain_bytes,
             reader_stop,
@@ -672,8 +676,7 @@ impl Node {
 
     /// False (and the transaction skipped, as consumed) if it could never fit a block.
     fn fits_a_block(&mut self, tx: &Transaction, origin: Origin) -> bool {
-        let reward = Transaction::reward(&self.id, &self.config.reward).encoded_len();
-        if self.budget.fits_alone(tx.encoded_len(), reward) {
+        if self.budget.fits_alone(tx.encoded_len(), self.reward_len) {
             return true;
         }
         self.summary.oversized_txs += 1;
