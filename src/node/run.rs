@@ -400,6 +400,10 @@ impl Node {
             };
             quiet_since = Instant::now();
             for record in &batch {
+                // A batch of big blocks takes a while to validate: stop promptly.
+                if shutdown.is_triggered() {
+                    break;
+                }
                 next = record.offset + 1;
                 self.apply_chain_record(record, false);
             }
@@ -411,8 +415,8 @@ impl Node {
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
-        if shutdown.is_triggered() && self.chain.tip().is_none() {
-            info!("stopped during replay");
+        if shutdown.is_triggered() && (next < end || self.chain.tip().is_none()) {
+            info!(at = next, of = end, "stopped during replay");
             return Ok(());
         }
         let tip = self
