@@ -190,7 +190,7 @@ fn big_transactions_are_cut_into_blocks_that_fit() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
-    // Every block fits Kafka's default topic limit (Tansu reports none).
+    // Every block fits the topic limit in force here (Kafka's default, unset on this topic).
     let mut largest = 0;
     kafkachain::transport::chain_log::read_to_end(
         &ledger.kafka(),

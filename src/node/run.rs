@@ -197,6 +197,8 @@ pub struct Node {
     /// Don't build before this (after a failed publish).
     build_after: Option<Instant>,
     budget: BlockBudget,
+    /// Canonical size of our reward transaction (part of every block we build).
+    reward_len: usize,
     chain_rx: Receiver<ChainBatch>,
     chain_bytes: Arc<ByteBudget>,
     reader_stop: Arc<AtomicBool>,
@@ -291,6 +293,7 @@ impl Node {
             bytes: ByteBudget::new(INTAKE_BUFFER_BYTES),
             control: control_tx,
         };
+        let reward_len = Transaction::reward(&id, &config.reward).encoded_len();
         let mut node = Node {
             summary: NodeSummary {
                 id: id.clone(),
@@ -309,6 +312,7 @@ impl Node {
             publishing: None,
             build_after: None,
             budget,
+            reward_len,
             chain_rx,
             chain_bytes,
             reader_stop,
@@ -427,6 +431,10 @@ impl Node {
             };
             quiet_since = Instant::now();
             for record in &batch {
+                // A batch of big blocks takes a while to validate: stop promptly.
+                if shutdown.is_triggered() {
+                    break;
+                }
                 next = record.offset + 1;
                 self.apply_chain_record(record, false);
             }
@@ -438,8 +446,8 @@ impl Node {
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
-        if shutdown.is_triggered() && self.chain.tip().is_none() {
-            info!("stopped during replay");
+        if shutdown.is_triggered() && (next < end || self.chain.tip().is_none()) {
+            info!(at = next, of = end, "stopped during replay");
             return Ok(());
         }
         let tip = self
@@ -755,8 +763,7 @@ impl Node {
 
     /// False (and the transaction skipped, as consumed) if it could never fit a block.
     fn fits_a_block(&mut self, tx: &Transaction, origin: Origin) -> bool {
-        let reward = Transaction::reward(&self.id, &self.config.reward).encoded_len();
-        if self.budget.fits_alone(tx.encoded_len(), reward) {
+        if self.budget.fits_alone(tx.encoded_len(), self.reward_len) {
             return true;
         }
         self.summary.oversized_txs += 1;
