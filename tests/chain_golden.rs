@@ -6,14 +6,15 @@
 
 mod pyfloat;
 
+use std::sync::atomic::AtomicBool;
 use std::sync::OnceLock;
 
 use kafkachain::chain::canonical::write_py_float;
 use kafkachain::chain::merkle::{merkle_root, tx_id};
 use kafkachain::chain::pow::{hash_leading_zero_bits, v2_header, v2_header_hash, Work};
 use kafkachain::chain::{
-    parse_submitted, BlockHash, BlockTemplate, ChainState, MerkleRoot, Origin, Rules, Transaction,
-    TxId,
+    parse_submitted, BlockHash, BlockTemplate, ChainState, MerkleRoot, Miner, Origin, Rules,
+    Transaction, TxId,
 };
 use serde_json::{Number, Value};
 
@@ -167,6 +168,16 @@ fn python_mined_v2_chain_replays_and_is_rebuilt_byte_for_byte() {
                 template.work().check(nonce),
                 "block {i}: nonce solves the work"
             );
+            // Python's loop from 0 found the smallest solution; so must the miner,
+            // whatever its thread count.
+            for threads in 1..=3 {
+                let miner = Miner::new(threads);
+                assert_eq!(miner.threads(), threads);
+                let mined = miner
+                    .mine(&template.work(), &AtomicBool::new(false))
+                    .expect("a solution");
+                assert_eq!(mined.nonce, nonce, "block {i}: {threads}-thread miner");
+            }
             assert_eq!(
                 String::from_utf8_lossy(&template.seal(nonce)),
                 String::from_utf8_lossy(record),
