@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::process::Command;
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+use rdkafka::admin::{AdminClient, AdminOptions, ConfigSource, ResourceSpecifier};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
@@ -41,8 +41,10 @@ fn partitions(name: &str) -> usize {
     topic.partitions().len()
 }
 
-/// The topic's configuration as the broker describes it.
-fn configs(name: &str) -> HashMap<String, Option<String>> {
+/// The topic's configuration as the broker describes it: value, and whether it was set
+/// on the topic itself (not a broker default: Tansu's default retention is already
+/// unlimited, so only the source tells that `topics create` asked for it).
+fn configs(name: &str) -> HashMap<String, (Option<String>, bool)> {
     let admin: AdminClient<DefaultClientContext> = support::config().create().expect("admin");
     let opts = AdminOptions::new().request_timeout(Some(Duration::from_secs(30)));
     let results = futures_executor::block_on(
@@ -57,7 +59,10 @@ fn configs(name: &str) -> HashMap<String, Option<String>> {
     resource
         .entries
         .into_iter()
-        .map(|e| (e.name, e.value))
+        .map(|e| {
+            let on_topic = e.source == ConfigSource::DynamicTopic && !e.is_default;
+            (e.name, (e.value, on_topic))
+        })
         .collect()
 }
 
@@ -71,9 +76,9 @@ fn topics_create_from_bare_names_keeps_the_chain_forever() {
     let chain_configs = configs(&chain);
     for key in ["retention.ms", "retention.bytes"] {
         assert_eq!(
-            chain_configs.get(key).cloned().flatten().as_deref(),
-            Some("-1"),
-            "{key} of the chain topic {chain} (all configs: {chain_configs:?})"
+            chain_configs.get(key).cloned(),
+            Some((Some("-1".to_string()), true)),
+            "{key} of the chain topic {chain}: (value, set on the topic) (all configs: {chain_configs:?})"
         );
     }
     // Idempotent: a second run succeeds and changes nothing.
@@ -81,11 +86,7 @@ fn topics_create_from_bare_names_keeps_the_chain_forever() {
     assert_eq!(partitions(&tx), 3);
     assert_eq!(partitions(&chain), 1);
     assert_eq!(
-        configs(&chain)
-            .get("retention.ms")
-            .cloned()
-            .flatten()
-            .as_deref(),
-        Some("-1")
+        configs(&chain).get("retention.ms").cloned(),
+        Some((Some("-1".to_string()), true))
     );
 }
