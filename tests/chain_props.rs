@@ -1,11 +1,16 @@
 //! Property tests of the chain core: canonical JSON against an independent
-//! encoder, tamper detection on generated chains, deterministic replay.
+//! encoder (floats included: `pyfloat`, not the crate's `write_py_float`), floats
+//! written as Python's shortest repr, tamper detection on generated chains, replay
+//! against a model of which records a chain accepts, and duplicate origins.
+
+mod pyfloat;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::OnceLock;
 
 use kafkachain::chain::canonical::{is_canonical, to_canonical, write_py_float};
 use kafkachain::chain::pow::{hash_leading_zero_bits, v2_header, v2_header_hash};
+use kafkachain::chain::BlockHash;
 use kafkachain::chain::{
     genesis, parse_submitted, BlockTemplate, ChainState, MerkleRoot, Miner, Origin, RuleError,
     Rules, Transaction,
@@ -59,11 +64,7 @@ fn reference(d: &Doc, out: &mut String) {
         Doc::Null => out.push_str("null"),
         Doc::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Doc::Int(i) => out.push_str(&i.to_string()),
-        Doc::Float(f) => {
-            let mut v = Vec::new();
-            write_py_float(*f, &mut v);
-            out.push_str(std::str::from_utf8(&v).unwrap());
-        }
+        Doc::Float(f) => out.push_str(&pyfloat::py_repr(*f)),
         Doc::Str(s) => reference_str(s, out),
         Doc::Arr(items) => {
             out.push('[');
@@ -197,14 +198,21 @@ proptest! {
         prop_assert_eq!(to_canonical(&got).unwrap(), got);
     }
 
+    /// `write_py_float` is Python's repr by definition: it round-trips, no literal
+    /// with one digit fewer does, its digits are the closest of that length, and
+    /// the layout is CPython's (checked against the independent encoder).
     #[test]
-    fn float_repr_round_trips(bits in any::<u64>()) {
-        let x = f64::from_bits(bits);
-        prop_assume!(x.is_finite());
-        let mut v = Vec::new();
-        write_py_float(x, &mut v);
-        let back: f64 = std::str::from_utf8(&v).unwrap().parse().unwrap();
-        prop_assert_eq!(back.to_bits(), x.to_bits());
+    fn float_repr_is_shortest_and_pythons_layout(bits in any::<u64>(), decimal in -1e20f64..1e20, exp in -330i32..310) {
+        for x in [f64::from_bits(bits), decimal, format!("1e{exp}").parse::<f64>().unwrap()] {
+            if !x.is_finite() {
+                continue;
+            }
+            let mut v = Vec::new();
+            write_py_float(x, &mut v);
+            let text = std::str::from_utf8(&v).unwrap();
+            prop_assert_eq!(pyfloat::not_shortest_repr(x, text), None);
+            prop_assert_eq!(text, pyfloat::py_repr(x));
+        }
     }
 }
 
@@ -408,39 +416,237 @@ proptest! {
         }
     }
 
-    /// Same records ⇒ same chain; a discarded record leaves the state untouched.
+    /// Replay against a model of what a chain accepts: records drawn (with
+    /// repeats, out of order, tampered) from a v2 chain, a seed chain and garbage.
+    /// Exactly the next block of the chain that the first genesis chose is appended;
+    /// a re-published earlier block or second genesis is stale; everything else is
+    /// invalid; a discarded record leaves the state untouched; and replaying only the
+    /// appended records gives the same chain.
     #[test]
-    fn replay_is_deterministic(picks in proptest::collection::vec((0usize..14, 0u8..4), 0..40)) {
-        let chain = v2_chain();
-        let pool: Vec<Vec<u8>> = chain
-            .iter()
-            .cloned()
-            .chain(seed_chain().iter().cloned())
-            .chain([b"garbage".to_vec(), b"[1]".to_vec()])
-            .collect();
-        let records: Vec<Vec<u8>> = picks
-            .iter()
-            .map(|(i, how)| {
-                let r = pool[i % pool.len()].clone();
-                if *how == 0 && r.starts_with(b"{") { apply_tamper(&r, &Tamper::ExtraField) } else { r }
-            })
-            .collect();
-        let run = || {
-            let mut state = ChainState::new();
-            let mut log = Vec::new();
-            for r in &records {
-                let before = (state.height(), state.tip().map(|t| t.hash));
-                match state.apply(r) {
-                    Ok(a) => log.push(format!("ok {} {}", a.index, a.hash)),
-                    Err(d) => {
-                        assert_eq!(before, (state.height(), state.tip().map(|t| t.hash)));
-                        log.push(format!("discard {d}"));
+    fn replay_follows_the_model(picks in proptest::collection::vec((any::<prop::sample::Index>(), 0u8..4), 0..40)) {
+        let pool = record_pool();
+        let mut model = Model::Empty;
+        let mut state = ChainState::new();
+        let mut appended = Vec::new();
+        for (pick, how) in &picks {
+            let entry = &pool[pick.index(pool.len())];
+            let tampered = *how == 0 && entry.source.is_some();
+            let record = if tampered { apply_tamper(&entry.bytes, &Tamper::ExtraField) } else { entry.bytes.clone() };
+            let expected = model.expect(entry.source, tampered);
+            let before = (state.height(), state.tip().map(|t| t.hash));
+            match (state.apply(&record), expected) {
+                (Ok(a), Expect::Append) => {
+                    let (which, j) = entry.source.unwrap();
+                    prop_assert_eq!(a.index, j as u64 + 1);
+                    if !tampered {
+                        prop_assert_eq!(a.hash, chain_hashes(which)[j]);
                     }
+                    model.append(which, j, tampered);
+                    appended.push(record);
+                }
+                (Err(d), Expect::Stale) if d.is_stale() => {}
+                (Err(d), Expect::Invalid) if !d.is_stale() => {}
+                (Err(_), Expect::Discard) => {}
+                (got, want) => prop_assert!(false, "{:?} tampered={}: expected {:?}, got {:?}", entry.source, tampered, want, got.map(|a| a.index)),
+            }
+            if !matches!(expected, Expect::Append) {
+                prop_assert_eq!(before, (state.height(), state.tip().map(|t| t.hash)), "a discarded record changed the state");
+            }
+        }
+        prop_assert_eq!(state.height(), model.height());
+        if let Some(hash) = model.clean_tip() {
+            prop_assert_eq!(state.tip().map(|t| t.hash), Some(hash));
+        }
+        let mut again = ChainState::new();
+        for r in &appended {
+            prop_assert!(again.apply(r).is_ok(), "an appended record is refused on a replay of the appended records alone");
+        }
+        prop_assert_eq!((again.height(), again.tip().map(|t| t.hash)), (state.height(), state.tip().map(|t| t.hash)));
+    }
+
+    /// v2: a block repeating an origin already on the chain (or one twice within
+    /// itself) is refused with `DuplicateOrigin` naming it, changes nothing (its new
+    /// origins are not recorded), and the same block without the repeat is accepted.
+    #[test]
+    fn v2_duplicate_origins_are_refused_by_origin(
+        on_chain in any::<prop::sample::Index>(),
+        fresh in 0usize..4,
+        at in any::<prop::sample::Index>(),
+        within_block in any::<bool>(),
+    ) {
+        let chain = v2_chain();
+        let mut state = ChainState::new();
+        let mut used = Vec::new();
+        for r in chain {
+            used.extend(state.apply(r).unwrap().origins);
+        }
+        let new: Vec<Origin> = (0..fresh.max(usize::from(within_block))).map(|k| Origin { partition: (k % 2) as i32, offset: 1_000_000 + k as i64 }).collect();
+        let dup = if within_block { new[0] } else { *on_chain.get(&used) };
+        let mut origins = new.clone();
+        origins.insert(at.index(origins.len() + 1), dup);
+        let tip = state.tip().unwrap().clone();
+        let rules = state.rules().unwrap();
+        let mine = |origins: &[Origin]| {
+            let mut txs: Vec<Transaction> = origins.iter().map(|o| tx_at(*o)).collect();
+            txs.push(Transaction::reward("node-1", &Number::from(1)));
+            let t = BlockTemplate::new(&tip, rules, tip.timestamp + 1.0, &txs);
+            let m = Miner::new(1).mine(&t.work(), &AtomicBool::new(false)).unwrap();
+            t.seal(m.nonce)
+        };
+        let refused = state.apply(&mine(&origins)).map(|a| a.index).map_err(|d| d.reason);
+        prop_assert_eq!(refused, Err(RuleError::DuplicateOrigin(dup)));
+        prop_assert_eq!(state.height(), chain.len() as u64);
+        prop_assert_eq!(state.tip().map(|t| t.hash), Some(tip.hash));
+        for o in &used {
+            prop_assert!(state.contains_origin(*o), "{:?} forgotten", o);
+        }
+        for o in &new {
+            prop_assert!(!state.contains_origin(*o), "{:?} recorded by a refused block", o);
+        }
+        let clean = new.clone();
+        let a = state.apply(&mine(&clean)).map_err(|d| d.reason);
+        prop_assert!(a.is_ok(), "{:?}", a);
+        for o in &clean {
+            prop_assert!(state.contains_origin(*o));
+        }
+    }
+}
+
+fn tx_at(origin: Origin) -> Transaction {
+    let sub = parse_submitted(br#"{"from": "mallory", "to": "bob", "amount": 1}"#).unwrap();
+    Transaction::from_submitted(&sub, origin)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Which {
+    V2,
+    Seed,
+}
+
+struct PoolEntry {
+    /// Which chain and position (0 = genesis); None for garbage.
+    source: Option<(Which, usize)>,
+    bytes: Vec<u8>,
+}
+
+/// Every record of both generated chains and two garbage records (15 in all).
+fn record_pool() -> Vec<PoolEntry> {
+    let mut pool = Vec::new();
+    for (which, chain) in [(Which::V2, v2_chain()), (Which::Seed, seed_chain())] {
+        for (j, r) in chain.iter().enumerate() {
+            pool.push(PoolEntry {
+                source: Some((which, j)),
+                bytes: r.clone(),
+            });
+        }
+    }
+    for g in [b"garbage".to_vec(), b"[1]".to_vec()] {
+        pool.push(PoolEntry {
+            source: None,
+            bytes: g,
+        });
+    }
+    assert_eq!(pool.len(), 15);
+    pool
+}
+
+/// The hash of each block of a generated chain.
+fn chain_hashes(which: Which) -> &'static [BlockHash] {
+    static V2: OnceLock<Vec<BlockHash>> = OnceLock::new();
+    static SEED: OnceLock<Vec<BlockHash>> = OnceLock::new();
+    let (cell, chain) = match which {
+        Which::V2 => (&V2, v2_chain()),
+        Which::Seed => (&SEED, seed_chain()),
+    };
+    cell.get_or_init(|| {
+        let mut state = ChainState::new();
+        chain.iter().map(|r| state.apply(r).unwrap().hash).collect()
+    })
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Expect {
+    Append,
+    Stale,
+    Invalid,
+    /// Discarded, either way (a tampered copy of a stale block: the extra field and
+    /// the stale parent are both wrong).
+    Discard,
+}
+
+#[derive(Debug)]
+enum Model {
+    Empty,
+    /// On chain `which`, expecting block `next` (0-based); `tainted` once a tampered
+    /// seed block (valid for the tutorial, but with another hash) became the tip.
+    On {
+        which: Which,
+        next: usize,
+        tainted: bool,
+    },
+}
+
+impl Model {
+    fn expect(&self, source: Option<(Which, usize)>, tampered: bool) -> Expect {
+        let Some((which, j)) = source else {
+            return Expect::Invalid;
+        };
+        // A v2 block may only carry fields its hash commits to.
+        let refused_field = tampered && which == Which::V2;
+        match *self {
+            Model::Empty if j == 0 && !refused_field => Expect::Append,
+            Model::Empty => Expect::Invalid,
+            // Any well-formed genesis after the first one lost the genesis race.
+            Model::On { .. } if j == 0 => {
+                if refused_field {
+                    Expect::Invalid
+                } else {
+                    Expect::Stale
                 }
             }
-            (log, state.height(), state.tip().map(|t| t.hash), state.rules())
+            Model::On { which: on, .. } if on != which => Expect::Invalid,
+            Model::On { next, tainted, .. } if j == next => {
+                if tainted || refused_field {
+                    Expect::Invalid
+                } else {
+                    Expect::Append
+                }
+            }
+            Model::On { next, .. } if j < next => {
+                if tampered {
+                    Expect::Discard
+                } else {
+                    Expect::Stale
+                }
+            }
+            Model::On { .. } => Expect::Invalid,
+        }
+    }
+
+    fn append(&mut self, which: Which, j: usize, tampered: bool) {
+        *self = Model::On {
+            which,
+            next: j + 1,
+            tainted: tampered,
         };
-        prop_assert_eq!(run(), run());
+    }
+
+    fn height(&self) -> u64 {
+        match self {
+            Model::Empty => 0,
+            Model::On { next, .. } => *next as u64,
+        }
+    }
+
+    fn clean_tip(&self) -> Option<BlockHash> {
+        match *self {
+            Model::On {
+                which,
+                next,
+                tainted: false,
+            } => Some(chain_hashes(which)[next - 1]),
+            _ => None,
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use kafkachain::chain::{ChainState, Origin};
+use kafkachain::chain::{ChainState, Origin, RuleError};
 use kafkachain::transport::chain_log::read_to_end;
 use kafkachain::transport::publish::{Profile, Publisher};
 use kafkachain::transport::{topics, KafkaConfig, TopicNames};
@@ -33,36 +33,176 @@ pub struct ChainView {
     pub user_txs: u64,
     pub blocks_by_miner: HashMap<String, u64>,
     pub stale: u64,
+    /// Records read (the chain topic's end offset at the replay).
+    pub records: i64,
+    /// Offsets of the records discarded as stale (lost a race).
+    pub stale_offsets: Vec<i64>,
+    /// `offset N: reason (origins …)` of every record discarded as invalid.
     pub invalid: Vec<String>,
+    /// The same, structured.
+    pub rejected: Vec<Rejected>,
+}
+
+/// A chain record discarded as invalid: where, why, and what it carried.
+#[derive(Clone, Debug)]
+pub struct Rejected {
+    pub offset: i64,
+    pub reason: RuleError,
+    /// Origins of the transactions it carried (read leniently from its JSON).
+    pub origins: Vec<Origin>,
+}
+
+/// `p0@12`: partition 0, offset 12.
+pub fn fmt_origins<'a>(origins: impl IntoIterator<Item = &'a Origin>) -> String {
+    let all: Vec<String> = origins
+        .into_iter()
+        .map(|o| format!("p{}@{}", o.partition, o.offset))
+        .collect();
+    if all.len() > 25 {
+        format!("[{} … and {} more]", all[..25].join(", "), all.len() - 25)
+    } else {
+        format!("[{}]", all.join(", "))
+    }
+}
+
+/// Origins of the transactions in a record, if it is a block with origins at all.
+fn record_origins(payload: &[u8]) -> Vec<Origin> {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(payload) else {
+        return Vec::new();
+    };
+    v["transactions"]
+        .as_array()
+        .map(|txs| {
+            txs.iter()
+                .filter_map(|t| {
+                    Some(Origin {
+                        partition: t["origin"]["partition"].as_i64()? as i32,
+                        offset: t["origin"]["offset"].as_i64()?,
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 impl ChainView {
-    /// Panics unless each of `expected` origins appears exactly once (and nothing else).
+    /// Panics unless each of `expected` origins is on the chain exactly once, nothing
+    /// else is, and no record was discarded as invalid. The message names the lost,
+    /// duplicated and invalid transactions by origin.
     pub fn assert_exactly_once(&self, expected: &[Origin]) {
+        if let Some(report) = self.exactly_once_report(expected, &[]) {
+            panic!("{report}");
+        }
+    }
+
+    /// [`ChainView::assert_exactly_once`], except that invalid records at the offsets
+    /// in `forged` are expected (a test wrote them).
+    pub fn assert_exactly_once_except(&self, expected: &[Origin], forged: &[i64]) {
+        if let Some(report) = self.exactly_once_report(expected, forged) {
+            panic!("{report}");
+        }
+    }
+
+    /// What is wrong with the chain as an exactly-once record of `expected`, if anything.
+    pub fn exactly_once_report(&self, expected: &[Origin], forged: &[i64]) -> Option<String> {
         let mut counts: HashMap<Origin, u32> = HashMap::new();
         for o in &self.origins {
             *counts.entry(*o).or_default() += 1;
         }
-        let duplicated: Vec<_> = counts.iter().filter(|(_, &n)| n > 1).collect();
-        assert!(
-            duplicated.is_empty(),
-            "duplicated on the chain: {duplicated:?}"
-        );
-        let missing: Vec<_> = expected
+        let mut problems = Vec::new();
+        let mut duplicated: Vec<(Origin, u32)> = counts
+            .iter()
+            .filter(|(_, &n)| n > 1)
+            .map(|(o, n)| (*o, *n))
+            .collect();
+        duplicated.sort();
+        if !duplicated.is_empty() {
+            let list: Vec<String> = duplicated
+                .iter()
+                .take(25)
+                .map(|(o, n)| format!("p{}@{} ×{n}", o.partition, o.offset))
+                .collect();
+            problems.push(format!(
+                "{} duplicated on the chain: [{}]",
+                duplicated.len(),
+                list.join(", ")
+            ));
+        }
+        let invalid: Vec<&Rejected> = self
+            .rejected
+            .iter()
+            .filter(|r| !forged.contains(&r.offset))
+            .collect();
+        let refused_repeats: Vec<String> = invalid
+            .iter()
+            .filter_map(|r| match r.reason {
+                RuleError::DuplicateOrigin(o) => Some(format!(
+                    "p{}@{} (block at offset {} refused for repeating it)",
+                    o.partition, o.offset, r.offset
+                )),
+                _ => None,
+            })
+            .collect();
+        if !refused_repeats.is_empty() {
+            problems.push(format!(
+                "{} duplicated (a node published a block repeating a transaction already on \
+                 the chain; the v2 rules refused it): [{}]",
+                refused_repeats.len(),
+                refused_repeats.join(", ")
+            ));
+        }
+        if !invalid.is_empty() {
+            let list: Vec<String> = invalid
+                .iter()
+                .take(10)
+                .map(|r| {
+                    format!(
+                        "offset {}: {} carrying {}",
+                        r.offset,
+                        r.reason,
+                        fmt_origins(&r.origins)
+                    )
+                })
+                .collect();
+            problems.push(format!(
+                "{} invalid chain records: {}",
+                invalid.len(),
+                list.join("; ")
+            ));
+        }
+        let lost: Vec<&Origin> = expected
             .iter()
             .filter(|o| !counts.contains_key(o))
             .collect();
-        assert!(
-            missing.is_empty(),
-            "lost (not on the chain): {} e.g. {:?}",
-            missing.len(),
-            &missing[..missing.len().min(5)]
-        );
-        assert_eq!(
-            self.origins.len(),
-            expected.len(),
-            "unexpected extra transactions"
-        );
+        if !lost.is_empty() {
+            let in_invalid = lost
+                .iter()
+                .filter(|o| invalid.iter().any(|r| r.origins.contains(o)))
+                .count();
+            problems.push(format!(
+                "{} of {} lost (not on the chain; {in_invalid} of them only in invalid records): {}",
+                lost.len(),
+                expected.len(),
+                fmt_origins(lost)
+            ));
+        }
+        let wanted: std::collections::HashSet<&Origin> = expected.iter().collect();
+        let extra: Vec<&Origin> = counts.keys().filter(|o| !wanted.contains(o)).collect();
+        if !extra.is_empty() {
+            problems.push(format!(
+                "{} unexpected transactions on the chain: {}",
+                extra.len(),
+                fmt_origins(extra)
+            ));
+        }
+        (!problems.is_empty()).then(|| {
+            format!(
+                "the chain (height {}, {} stale) is not exactly-once:\n  {}",
+                self.height,
+                self.stale,
+                problems.join("\n  ")
+            )
+        })
     }
 }
 
@@ -100,8 +240,24 @@ impl Ledger {
         ]
     }
 
-    /// Starts a node process; `extra` are more `kafkachain node` flags.
+    /// Starts a node process in the ledger's group (`<tx topic>-group`); `extra` are
+    /// more `kafkachain node` flags.
     pub fn node<S: AsRef<std::ffi::OsStr>>(&self, id: &str, extra: &[S]) -> NodeProc {
+        self.node_in_group(id, &self.group(), extra)
+    }
+
+    /// The consumer group the nodes of [`Ledger::node`] use (for reads and commits).
+    pub fn group(&self) -> String {
+        format!("{}-group", self.topics.transactions)
+    }
+
+    /// [`Ledger::node`] with another consumer group.
+    pub fn node_in_group<S: AsRef<std::ffi::OsStr>>(
+        &self,
+        id: &str,
+        group: &str,
+        extra: &[S],
+    ) -> NodeProc {
         let log_path = self
             .dir
             .path()
@@ -111,8 +267,7 @@ impl Ledger {
         command
             .arg("node")
             .args(self.connect_args())
-            .args(["--id", id, "--group"])
-            .arg(format!("{}-group", self.topics.transactions))
+            .args(["--id", id, "--group", group])
             .arg("--data-dir")
             .arg(self.dir.path().join(id))
             .args(["--threads", "1"])
@@ -176,14 +331,23 @@ impl Ledger {
         origins
     }
 
-    /// Writes raw records straight to the chain topic.
-    pub fn publish_raw_blocks(&self, records: &[Vec<u8>]) {
-        let publisher = Publisher::new(&self.kafka(), &self.topics.chain, Profile::Blocks, None)
-            .expect("producer");
+    /// Writes raw records straight to the chain topic; returns their offsets, in order.
+    pub fn publish_raw_blocks(&self, records: &[Vec<u8>]) -> Vec<i64> {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let publisher =
+            Publisher::new(&self.kafka(), &self.topics.chain, Profile::Blocks, Some(tx))
+                .expect("producer");
         for (i, r) in records.iter().enumerate() {
             publisher.send(i as u64, None, r).expect("send");
         }
         publisher.flush(Duration::from_secs(30)).expect("flush");
+        let mut offsets: Vec<(u64, i64)> = rx
+            .try_iter()
+            .map(|d| (d.tag, d.result.expect("record acknowledged").1))
+            .collect();
+        offsets.sort_unstable();
+        assert_eq!(offsets.len(), records.len(), "every record acknowledged");
+        offsets.into_iter().map(|(_, o)| o).collect()
     }
 
     /// Replays the chain topic as a node would.
@@ -195,18 +359,36 @@ impl Ledger {
             &self.topics.chain,
             0,
             Duration::from_secs(30),
-            |record| match chain.apply(&record.payload) {
-                Ok(block) => {
-                    view.origins.extend(&block.origins);
-                    view.user_txs += (block.tx_count - usize::from(block.miner.is_some())) as u64;
-                    if let Some(m) = block.miner {
-                        *view.blocks_by_miner.entry(m).or_default() += 1;
+            |record| {
+                view.records = view.records.max(record.offset + 1);
+                match chain.apply(&record.payload) {
+                    Ok(block) => {
+                        view.origins.extend(&block.origins);
+                        view.user_txs +=
+                            (block.tx_count - usize::from(block.miner.is_some())) as u64;
+                        if let Some(m) = block.miner {
+                            *view.blocks_by_miner.entry(m).or_default() += 1;
+                        }
+                    }
+                    Err(d) if d.is_stale() => {
+                        view.stale += 1;
+                        view.stale_offsets.push(record.offset);
+                    }
+                    Err(d) => {
+                        let origins = record_origins(&record.payload);
+                        view.invalid.push(format!(
+                            "offset {}: {} (carrying {})",
+                            record.offset,
+                            d.reason,
+                            fmt_origins(&origins)
+                        ));
+                        view.rejected.push(Rejected {
+                            offset: record.offset,
+                            reason: d.reason,
+                            origins,
+                        });
                     }
                 }
-                Err(d) if d.is_stale() => view.stale += 1,
-                Err(d) => view
-                    .invalid
-                    .push(format!("offset {}: {}", record.offset, d.reason)),
             },
         )
         .expect("reading the chain topic");
@@ -215,7 +397,8 @@ impl Ledger {
         (chain, view)
     }
 
-    /// Waits until `n` submitted transactions are on the chain.
+    /// Waits until `n` submitted transactions are on the chain. On timeout the panic
+    /// says what the chain holds (duplicates, invalid records), not only how many.
     pub fn wait_for_txs(&self, n: usize, timeout: Duration) -> ChainView {
         let started = Instant::now();
         loop {
@@ -223,14 +406,169 @@ impl Ledger {
             if view.origins.len() >= n {
                 return view;
             }
-            assert!(
-                started.elapsed() < timeout,
-                "only {} of {n} transactions reached the chain in {timeout:?}",
-                view.origins.len()
-            );
+            if started.elapsed() >= timeout {
+                let report = view
+                    .exactly_once_report(&view.origins.clone(), &[])
+                    .unwrap_or_default();
+                panic!(
+                    "only {} of {n} transactions reached the chain in {timeout:?}; {report}",
+                    view.origins.len()
+                );
+            }
             std::thread::sleep(Duration::from_millis(300));
         }
     }
+
+    /// Waits until every one of `expected` is on the chain. Fails at once if a
+    /// transaction is on the chain twice; on timeout, names the lost transactions
+    /// (and any duplicated or invalid ones).
+    pub fn wait_for(&self, expected: &[Origin], timeout: Duration) -> ChainView {
+        self.wait_for_except(expected, &[], timeout)
+    }
+
+    /// [`Ledger::wait_for`] with invalid records at the `forged` offsets expected.
+    pub fn wait_for_except(
+        &self,
+        expected: &[Origin],
+        forged: &[i64],
+        timeout: Duration,
+    ) -> ChainView {
+        let started = Instant::now();
+        loop {
+            let (_, view) = self.replay();
+            let on_chain: std::collections::HashSet<&Origin> = view.origins.iter().collect();
+            if on_chain.len() < view.origins.len() {
+                panic!(
+                    "{}",
+                    view.exactly_once_report(expected, forged)
+                        .unwrap_or_else(|| "duplicated transactions on the chain".into())
+                );
+            }
+            if expected.iter().all(|o| on_chain.contains(o)) {
+                return view;
+            }
+            if started.elapsed() >= timeout {
+                panic!(
+                    "timed out after {timeout:?} waiting for {} transactions: {}",
+                    expected.len(),
+                    view.exactly_once_report(expected, forged)
+                        .unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
+    /// Stops `nodes` (SIGTERM), replays the chain after they all stopped, checks that
+    /// it holds each of `expected` exactly once, and that every node reported that
+    /// replay's tip (a real one: a node that reported nothing fails).
+    pub fn stop_and_check(&self, nodes: &mut [&mut NodeProc], expected: &[Origin]) -> ChainView {
+        self.stop_and_check_except(nodes, expected, &[])
+    }
+
+    /// [`Ledger::stop_and_check`] with invalid records at the `forged` offsets expected.
+    pub fn stop_and_check_except(
+        &self,
+        nodes: &mut [&mut NodeProc],
+        expected: &[Origin],
+        forged: &[i64],
+    ) -> ChainView {
+        for node in nodes.iter_mut() {
+            node.terminate();
+        }
+        let (_, view) = self.replay();
+        view.assert_exactly_once_except(expected, forged);
+        let stopped: Vec<&NodeProc> = nodes.iter().map(|n| &**n).collect();
+        assert_tips(&stopped, &view);
+        view
+    }
+}
+
+/// Each (stopped) node reported `view`'s tip, which is a real block: take `view` from a
+/// replay after the nodes stopped.
+pub fn assert_tips(nodes: &[&NodeProc], view: &ChainView) {
+    assert!(
+        !view.tip.is_empty() && view.height > 0,
+        "the replay found no chain"
+    );
+    for node in nodes {
+        assert_eq!(
+            node.reported_tip().as_deref(),
+            Some(view.tip.as_str()),
+            "node {} did not end on the tip of the chain (height {}); its log:\n{}",
+            node.id,
+            view.height,
+            node.log()
+        );
+    }
+}
+
+/// The committed offset of `group` on each partition of `topic` next to the partition's
+/// end offset: `(partition, committed, end)`; committed is -1 when nothing is committed.
+pub fn committed_vs_end(
+    brokers: &str,
+    group: &str,
+    topic: &str,
+    partitions: i32,
+) -> Vec<(i32, i64, i64)> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{Offset, TopicPartitionList};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("creating a consumer to read committed offsets");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let committed = consumer
+        .committed_offsets(tpl, Duration::from_secs(30))
+        .expect("reading committed offsets");
+    (0..partitions)
+        .map(|p| {
+            let c = match committed.find_partition(topic, p).map(|e| e.offset()) {
+                Some(Offset::Offset(o)) => o,
+                _ => -1,
+            };
+            let (_, high) = consumer
+                .fetch_watermarks(topic, p, Duration::from_secs(30))
+                .expect("reading watermarks");
+            (p, c, high)
+        })
+        .collect()
+}
+
+/// The same flags with `--rules` set (`seed` or `v2`).
+pub fn with_rules(mut flags: Vec<String>, rules: &str) -> Vec<String> {
+    flags.extend(["--rules".into(), rules.into()]);
+    flags
+}
+
+/// Partitions a node logged as assigned to it most recently (non-empty), if any.
+pub fn assigned_partitions(log: &str) -> Option<Vec<i32>> {
+    let line = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("transaction partitions assigned"))?;
+    let list = line.split("partitions=[").nth(1)?.split(']').next()?;
+    let parts: Vec<i32> = list
+        .split(',')
+        .filter_map(|p| p.trim().parse().ok())
+        .collect();
+    (!parts.is_empty()).then_some(parts)
+}
+
+/// The `pending=N` of the node's most recent status line.
+pub fn last_pending(log: &str) -> Option<usize> {
+    let line = log.lines().rev().find(|l| l.contains(" pending="))?;
+    line.split(" pending=")
+        .nth(1)?
+        .split(' ')
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Node flags for fast tests: low difficulty, small blocks, a short block timeout, and
