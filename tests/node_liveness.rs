@@ -266,7 +266,8 @@ fn a_chain_topic_without_a_valid_genesis_gets_one() {
     let origins = ledger.send(20, Some(0), "alice");
     wait_on_chain(&ledger, &node, origins.len(), Duration::from_secs(120));
     let (_, view) = ledger.replay();
-    view.assert_exactly_once(&origins);
+    // The two garbage records this test wrote are the only invalid ones.
+    view.assert_exactly_once_except(&origins, &[0, 1]);
     assert_eq!(view.invalid.len(), 2, "{:?}", view.invalid);
     let log = node.terminate();
     assert!(log.contains("no valid genesis"), "{log}");
