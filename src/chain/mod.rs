@@ -11,7 +11,9 @@
 //! - [`intake`]: parsing transactions submitted on the transactions topic.
 //! - [`template`]: building canonical blocks for our node to mine.
 //! - [`pow`]: the miner and the proof-of-work checks.
+//! - [`accounts`]: the `accounts` rule set: ed25519-signed transfers, balances, nonces.
 
+pub mod accounts;
 pub(crate) mod block;
 pub mod canonical;
 pub mod hash;
