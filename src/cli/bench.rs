@@ -99,6 +99,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     let rules = match args.rules {
         RulesArg::Seed => "seed",
         RulesArg::V2 => "v2",
+        RulesArg::Accounts => anyhow::bail!("bench --rules accounts is not implemented yet"),
     };
     let params = LedgerParams {
         txs: args.txs,

@@ -1,6 +1,9 @@
 //! The node: the tutorial's loop on Kafka, made safe.
 //!
 //! - [`pool`]: pending transactions and the safe commit point per partition.
+//! - [`accounts_pool`]: the accounts rules' intake checks and nonce-ordered,
+//!   never-overdrawing block selection, indexing the pool by sender and nonce.
+//! - [`keyfile`]: ed25519 key files (the node's own key, `kafkachain keys`).
 //! - [`miner`]: proof of work on its own thread, cancelled when the tip moves.
 //! - [`identity`]: the node id kept in the data directory.
 //! - [`shutdown`]: the stop flag shared by every thread.
@@ -15,7 +18,9 @@
 //! 3. An offset is committed only when every transaction below it is on the chain (or
 //!    was malformed), so whoever reads the partition next resumes without a gap.
 
+pub mod accounts_pool;
 pub mod identity;
+pub mod keyfile;
 pub mod miner;
 pub mod pool;
 pub mod shutdown;

@@ -11,6 +11,7 @@ use rdkafka::consumer::CommitMode;
 use serde_json::Number;
 use tracing::{debug, info, warn};
 
+use super::accounts_pool::{self, AccountsPool, Offered};
 use super::miner::{MineResult, MinerThread};
 use super::pool::Pool;
 use super::{identity, Shutdown};
@@ -41,6 +42,8 @@ pub struct NodeConfig {
     pub mining_threads: usize,
     /// Show a progress bar while replaying (when stderr is a terminal).
     pub progress: bool,
+    /// Starting balances of a new accounts chain.
+    pub genesis_alloc: std::collections::BTreeMap<chain::accounts::Address, u64>,
 }
 
 impl NodeConfig {
@@ -60,6 +63,7 @@ impl NodeConfig {
             reward: Number::from(1),
             mining_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             progress: false,
+            genesis_alloc: Default::default(),
         }
     }
 }
@@ -69,6 +73,8 @@ impl NodeConfig {
 pub enum NodeError {
     #[error(transparent)]
     Transport(#[from] TransportError),
+    #[error("node key: {0}")]
+    Key(#[from] super::keyfile::KeyFileError),
     #[error("node id in {path}: {source}")]
     Identity {
         path: PathBuf,
@@ -131,6 +137,8 @@ pub struct Node {
     id: String,
     chain: ChainState,
     pool: Pool,
+    /// The accounts rules' index over `pool` (accounts chains only).
+    accounts: Option<AccountsPool>,
     stage: Stage,
     next_job: u64,
     miner: MinerThread,
@@ -182,7 +190,7 @@ impl Node {
         if end == 0 {
             // Several nodes may race here; replay keeps the first genesis and
             // discards the others, so every node still agrees.
-            let genesis = chain::genesis(config.rules, now_seconds());
+            let genesis = accounts_pool::genesis_record(&config, now_seconds());
             publisher.send(0, None, &genesis)?;
             publisher.flush(crate::transport::BROKER_TIMEOUT)?;
             info!(rules = ?config.rules, "published genesis block");
@@ -217,6 +225,7 @@ impl Node {
             id,
             chain: ChainState::new(),
             pool: Pool::new(),
+            accounts: None,
             stage: Stage::Idle,
             next_job: 1,
             miner,
@@ -237,6 +246,19 @@ impl Node {
         if let Some(rules) = node.chain.rules() {
             if rules != node.config.rules {
                 info!(chain = ?rules, requested = ?node.config.rules, "the chain's genesis decides the rules");
+            }
+            // Accounts: rewards are minted to the node's own key, at the chain's rate.
+            if let Rules::Accounts {
+                chain_id,
+                block_reward,
+                ..
+            } = rules
+            {
+                node.id = accounts_pool::node_address(&node.config.data_dir)?;
+                node.summary.id = node.id.clone();
+                node.config.reward = Number::from(block_reward);
+                node.accounts = Some(AccountsPool::new(chain_id));
+                info!(address = %node.id, "accounts chain: rewards go to this node's key");
             }
         }
         Ok(node)
@@ -380,6 +402,9 @@ impl Node {
     fn on_appended(&mut self, block: Appended, offset: i64, live: bool) {
         self.summary.blocks_seen += 1;
         self.pool.remove(&block.origins);
+        if let Some(accounts) = &mut self.accounts {
+            accounts.on_block(&self.chain, &mut self.pool);
+        }
         self.txs_on_chain_since_status += block.origins.len() as u64;
         let ours = block.miner.as_deref() == Some(self.id.as_str());
         let mined_in = match self.stage {
@@ -427,6 +452,19 @@ impl Node {
                 payload,
             } => {
                 let origin = Origin { partition, offset };
+                if let Some(accounts) = &mut self.accounts {
+                    // Accounts chains: signed transfers only (accounts_pool.rs).
+                    match accounts.offer(&self.chain, &mut self.pool, origin, &payload) {
+                        Ok(Offered::AlreadyOnChain) => self.summary.txs_already_on_chain += 1,
+                        Ok(_) => {}
+                        Err(reason) => {
+                            self.summary.malformed_txs += 1;
+                            self.pool.consumed(partition, offset);
+                            warn!(partition, offset, %reason, "rejected transfer");
+                        }
+                    }
+                    return;
+                }
                 match chain::parse_submitted(&payload) {
                     Err(err) => {
                         self.summary.malformed_txs += 1;
@@ -483,7 +521,13 @@ impl Node {
         let (Some(tip), Some(rules)) = (self.chain.tip(), self.chain.rules()) else {
             return;
         };
-        let mut txs = self.pool.oldest(self.config.block_size);
+        let mut txs = match &self.accounts {
+            Some(accounts) => accounts.select(&self.chain, &self.pool, self.config.block_size),
+            None => self.pool.oldest(self.config.block_size),
+        };
+        if txs.is_empty() {
+            return; // accounts: only held transfers are pending
+        }
         let count = txs.len();
         txs.push(Transaction::reward(&self.id, &self.config.reward));
         let template = BlockTemplate::new(tip, rules, now_seconds(), &txs);
