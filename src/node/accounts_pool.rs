@@ -140,6 +140,22 @@ impl AccountsPool {
                 ),
             });
         }
+        if let Some(held) = self.by_sender.get(&t.from).and_then(|m| m.get(&t.nonce)) {
+            if pool.contains(held.origin) {
+                if held.origin == origin {
+                    return Ok(Offered::AlreadyPending);
+                }
+                return Err(AccountsError::ConflictsWithPending {
+                    partition: held.origin.partition,
+                    offset: held.origin.offset,
+                    same: if held.sig == signed.sig {
+                        ", same bytes: a replay"
+                    } else {
+                        ""
+                    },
+                });
+            }
+        }
         // As in Ethereum's mempool: the sender must be able to pay as of the tip.
         // (Block building checks the cumulative effect of a sender's transfers.)
         if account.balance == 0 {
@@ -157,22 +173,6 @@ impl AccountsPool {
         }
         // The recipient must be an account that can exist.
         t.to.key("to")?;
-        if let Some(held) = self.by_sender.get(&t.from).and_then(|m| m.get(&t.nonce)) {
-            if pool.contains(held.origin) {
-                if held.origin == origin {
-                    return Ok(Offered::AlreadyPending);
-                }
-                return Err(AccountsError::ConflictsWithPending {
-                    partition: held.origin.partition,
-                    offset: held.origin.offset,
-                    same: if held.sig == signed.sig {
-                        ", same bytes: a replay"
-                    } else {
-                        ""
-                    },
-                });
-            }
-        }
         let tx = verified.into_block_tx(origin);
         if !pool.offer(origin, tx.clone(), Instant::now()) {
             return Ok(Offered::AlreadyPending);
@@ -260,5 +260,140 @@ impl AccountsPool {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::AtomicBool;
+
+    use ed25519_dalek::SigningKey;
+
+    use super::*;
+    use crate::chain::accounts::Transfer;
+    use crate::chain::{BlockTemplate, Miner};
+
+    const CHAIN: ChainId = ChainId([3; 32]);
+
+    fn key(n: u8) -> SigningKey {
+        SigningKey::from_bytes(&[n; 32])
+    }
+
+    fn addr(n: u8) -> Address {
+        Address::of(&key(n).verifying_key())
+    }
+
+    /// Account 1 holds 100.
+    fn chain() -> ChainState {
+        let mut s = ChainState::new();
+        let g = genesis_block(
+            &AccountsGenesis {
+                chain_id: CHAIN,
+                difficulty: 2,
+                block_reward: 1,
+                allocations: BTreeMap::from([(addr(1), 100)]),
+            },
+            1.0,
+        );
+        s.apply(&g).expect("genesis");
+        s
+    }
+
+    fn signed(from: u8, to: u8, amount: u64, nonce: u64) -> Vec<u8> {
+        Transfer {
+            from: addr(from),
+            to: addr(to),
+            amount,
+            nonce,
+        }
+        .sign(&key(from), &CHAIN)
+        .to_json()
+    }
+
+    fn at(offset: i64) -> Origin {
+        Origin {
+            partition: 0,
+            offset,
+        }
+    }
+
+    fn mine(s: &mut ChainState, txs: &[Transaction]) {
+        let tip = s.tip().expect("tip");
+        let t = BlockTemplate::new(tip, s.rules().expect("rules"), tip.timestamp + 1.0, txs);
+        let m = Miner::new(1)
+            .mine(&t.work(), &AtomicBool::new(false))
+            .expect("mined");
+        s.apply(&t.seal(m.nonce)).expect("valid block");
+    }
+
+    #[test]
+    fn nonce_order_holding_and_no_overdraft() {
+        let mut s = chain();
+        let mut pool = Pool::new();
+        let mut ap = AccountsPool::new(CHAIN);
+        // Nonces 2, 1 arrive before 0: held, then mined in order once 0 arrives.
+        for (o, nonce) in [(0, 2), (1, 1)] {
+            assert_eq!(
+                ap.offer(&s, &mut pool, at(o), &signed(1, 2, 40, nonce)),
+                Ok(Offered::Pending)
+            );
+        }
+        assert!(ap.select(&s, &pool, 10).is_empty(), "gap: nothing to mine");
+        ap.offer(&s, &mut pool, at(2), &signed(1, 2, 40, 0))
+            .unwrap();
+        let txs = ap.select(&s, &pool, 10);
+        // 40 + 40 fit in 100; the third 40 would overdraw and waits.
+        assert_eq!(txs.len(), 2);
+        assert_eq!(txs[0].origin(), Some(at(2)));
+        assert_eq!(txs[1].origin(), Some(at(1)));
+        mine(&mut s, &txs);
+        pool.remove(&[at(2), at(1)]);
+        ap.on_block(&s, &mut pool);
+        assert!(ap.select(&s, &pool, 10).is_empty(), "20 left, 40 needed");
+        assert_eq!(pool.len(), 1, "the unaffordable transfer is still held");
+        // Beyond the hold window, replays and conflicts are refused at once.
+        let too_high = ap.offer(&s, &mut pool, at(3), &signed(1, 2, 1, 2 + HOLD_WINDOW));
+        assert!(matches!(too_high, Err(AccountsError::NonceTooHigh { .. })));
+        let replay = ap.offer(&s, &mut pool, at(4), &signed(1, 2, 40, 0));
+        assert!(matches!(replay, Err(AccountsError::NonceTooLow { .. })));
+        let same = ap.offer(&s, &mut pool, at(5), &signed(1, 2, 40, 2));
+        assert!(
+            matches!(same, Err(AccountsError::ConflictsWithPending { same, .. }) if same.contains("replay"))
+        );
+        let conflict = ap.offer(&s, &mut pool, at(6), &signed(1, 3, 5, 2));
+        assert!(matches!(
+            conflict,
+            Err(AccountsError::ConflictsWithPending { offset: 0, .. })
+        ));
+        let broke = ap.offer(&s, &mut pool, at(7), &signed(1, 2, 21, 3));
+        assert!(matches!(broke, Err(AccountsError::Overdraft { .. })));
+        assert_eq!(
+            ap.offer(&s, &mut pool, at(0), &signed(1, 2, 40, 2)),
+            Ok(Offered::AlreadyPending)
+        );
+        let unsigned = ap.offer(&s, &mut pool, at(8), br#"{"from":"a","to":"b","amount":1}"#);
+        assert_eq!(unsigned, Err(AccountsError::Unsigned));
+    }
+
+    #[test]
+    fn a_conflicting_transfer_mined_elsewhere_drops_ours() {
+        let mut s = chain();
+        let mut pool = Pool::new();
+        let mut ap = AccountsPool::new(CHAIN);
+        ap.offer(&s, &mut pool, at(0), &signed(1, 2, 10, 0))
+            .unwrap();
+        // Another node mined the other transfer with nonce 0 (from another partition).
+        let theirs = crate::chain::accounts::SignedTransfer::parse(&signed(1, 3, 10, 0))
+            .expect("parses")
+            .unverified_block_tx(Origin {
+                partition: 1,
+                offset: 0,
+            });
+        mine(&mut s, &[theirs]);
+        ap.on_block(&s, &mut pool);
+        assert!(pool.is_empty(), "the losing side is dropped");
+        assert_eq!(pool.commit_positions(), vec![(0, 1)], "and committed past");
+        assert!(ap.select(&s, &pool, 10).is_empty());
     }
 }
