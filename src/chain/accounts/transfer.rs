@@ -366,6 +366,25 @@ mod tests {
         );
     }
 
+    /// The same transfer signed by PyNaCl (python/accounts_client.py, from the spec in
+    /// docs/accounts.md): byte-identical JSON, since ed25519 signatures are deterministic.
+    #[test]
+    fn matches_pynacl() {
+        let python = r#"{"amount": 5, "from": "8a88e3dd7409f195fd52db2d3cba5d72ca6709bf1d94121bf3748801b40f6f5c", "nonce": 7, "sig": "b9024ab630d4ef9ff916db401921bb2b4282cdaab8cd32a1489e3548ae89646178d4da1c49d5ba36e7f07e3db1536f620679b7100cb02c29346905c4600f8704", "to": "8139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b394"}"#;
+        let ours = Transfer {
+            from: addr(1),
+            to: addr(2),
+            amount: 5,
+            nonce: 7,
+        }
+        .sign(&key(1), &CHAIN);
+        assert_eq!(String::from_utf8(ours.to_json()).unwrap(), python);
+        SignedTransfer::parse(python.as_bytes())
+            .unwrap()
+            .verify(&CHAIN)
+            .unwrap();
+    }
+
     #[test]
     fn signed_bytes_layout() {
         let t = signed(0x0102, 7).transfer;
