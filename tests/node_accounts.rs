@@ -105,12 +105,17 @@ fn sign(key: &SigningKey, to: Address, amount: u64, nonce: u64, chain: &ChainId)
 }
 
 /// Waits until `address` has sent `nonce` transfers on the chain; returns the chain.
+/// Fails on any invalid block.
 fn wait_for_nonce(ledger: &Ledger, address: &Address, nonce: u64) -> ChainState {
+    wait_for(ledger, address, nonce, false)
+}
+
+fn wait_for(ledger: &Ledger, address: &Address, nonce: u64, forgeries: bool) -> ChainState {
     let started = Instant::now();
     loop {
         let (chain, view) = ledger.replay();
         assert!(
-            view.invalid.is_empty(),
+            forgeries || view.invalid.is_empty(),
             "invalid blocks: {:?}",
             view.invalid
         );
@@ -281,6 +286,30 @@ fn a_double_spend_across_two_nodes_ends_with_exactly_one_transfer_everywhere() {
     let got = balances(&chain_state, &[a, b, c]);
     assert_eq!(got[0], (1000 - 100 * ROUNDS, ROUNDS));
     assert_eq!(got[1].0 + got[2].0, 100 * ROUNDS);
+    // The losing transfers were dropped and committed past on both partitions.
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let group = format!("{}-group", ledger.topics.transactions);
+    let consumer: BaseConsumer = support::config()
+        .set("group.id", &group)
+        .create()
+        .expect("consumer");
+    let mut query = rdkafka::TopicPartitionList::new();
+    query.add_partition(&ledger.topics.transactions, 0);
+    query.add_partition(&ledger.topics.transactions, 1);
+    let committed = consumer
+        .committed_offsets(query, support::TIMEOUT)
+        .expect("committed offsets");
+    for p in [0, 1] {
+        let offset = committed
+            .find_partition(&ledger.topics.transactions, p)
+            .expect("partition")
+            .offset();
+        assert_eq!(
+            offset,
+            rdkafka::Offset::Offset(ROUNDS as i64),
+            "partition {p}: every transfer, won or lost, committed past"
+        );
+    }
 }
 
 /// Mines a block on the tip of `chain` carrying `txs`.
@@ -346,7 +375,7 @@ fn forged_accounts_blocks_are_discarded_and_the_chain_carries_on() {
     ledger.publish_raw_blocks(&records);
     // The honest node discards each with its reason, then keeps mining.
     publish(&ledger, 0, &[sign(&alice, m, 7, 0, &id).to_json()]);
-    let after = wait_for_nonce(&ledger, &a, 1);
+    let after = wait_for(&ledger, &a, 1, true);
     assert_eq!(
         balances(&after, &[m])[0],
         (7, 0),
