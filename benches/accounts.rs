@@ -35,12 +35,21 @@ fn replay(chain: &[Vec<u8>]) -> u64 {
 }
 
 fn bench_accounts_replay(c: &mut Criterion) {
-    let chain = build_chain(1000, BLOCKS, PER_BLOCK);
-    assert_eq!(chain.len(), BLOCKS + 1);
+    // `cargo test --all-targets` runs this once without `--bench` (an unoptimised
+    // smoke test): a small chain keeps that quick.
+    let (blocks, per_block) = if std::env::args().any(|a| a == "--bench") {
+        (BLOCKS, PER_BLOCK)
+    } else {
+        (4, 25)
+    };
+    let chain = build_chain(1000, blocks, per_block);
+    assert_eq!(chain.len(), blocks + 1);
     let mut g = c.benchmark_group("accounts_replay");
     g.sample_size(10);
-    g.throughput(Throughput::Elements((BLOCKS * PER_BLOCK) as u64));
-    g.bench_function("200x250_transfers", |b| b.iter(|| replay(&chain)));
+    g.throughput(Throughput::Elements((blocks * per_block) as u64));
+    g.bench_function(format!("{blocks}x{per_block}_transfers"), |b| {
+        b.iter(|| replay(&chain))
+    });
     g.finish();
 }
 
