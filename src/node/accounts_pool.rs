@@ -115,10 +115,14 @@ impl AccountsPool {
             return Ok(Offered::AlreadyOnChain);
         }
         let signed = SignedTransfer::parse(payload)?;
-        let verified = signed.verify(&self.chain_id)?;
+        let ledger = chain.accounts();
+        // A sender seen on the chain has its key cached: no decompression.
+        let verified = match ledger.and_then(|l| l.cached_key(&signed.transfer.from)) {
+            Some(key) => signed.verify_with(&key, &self.chain_id)?,
+            None => signed.verify(&self.chain_id)?,
+        };
         let t = *verified.transfer();
-        let account = chain
-            .accounts()
+        let account = ledger
             .map(|ledger| ledger.account(&t.from))
             .unwrap_or_default();
         let next = account.nonce;
@@ -171,8 +175,10 @@ impl AccountsPool {
                 amount: t.amount,
             });
         }
-        // The recipient must be an account that can exist.
-        t.to.key("to")?;
+        // The recipient must be an account that can exist (known accounts are).
+        if !ledger.is_some_and(|l| l.contains(&t.to)) {
+            t.to.key("to")?;
+        }
         let tx = verified.into_block_tx(origin);
         if !pool.offer(origin, tx.clone(), Instant::now()) {
             return Ok(Offered::AlreadyPending);

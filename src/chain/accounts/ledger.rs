@@ -82,6 +82,17 @@ impl Ledger {
         self.accounts.get(address).copied().unwrap_or_default()
     }
 
+    /// Whether `address` has an account (so it is a valid key).
+    pub fn contains(&self, address: &Address) -> bool {
+        self.accounts.contains_key(address)
+    }
+
+    /// The decompressed key of a sender seen in an accepted block (a cache: saves
+    /// the decompression when its next transfer is checked).
+    pub fn cached_key(&self, address: &Address) -> Option<VerifyingKey> {
+        self.keys.get(address).copied()
+    }
+
     /// Number of accounts.
     pub fn len(&self) -> usize {
         self.accounts.len()

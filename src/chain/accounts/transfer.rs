@@ -129,11 +129,19 @@ impl SignedTransfer {
         self.verify_with(&key, chain)
     }
 
-    pub(crate) fn verify_with(
+    /// [`SignedTransfer::verify`] with the sender's key already decompressed (it must
+    /// be the key of `transfer.from`, e.g. [`super::Ledger::cached_key`]).
+    pub fn verify_with(
         &self,
         key: &VerifyingKey,
         chain: &ChainId,
     ) -> Result<VerifiedTransfer, AccountsError> {
+        if key.as_bytes() != &self.transfer.from.0 {
+            return Err(AccountsError::BadSignature {
+                from: self.transfer.from,
+                chain: *chain,
+            });
+        }
         let sig = Signature::from_bytes(&self.sig);
         key.verify_strict(&self.transfer.signing_bytes(chain), &sig)
             .map(|()| VerifiedTransfer(*self))
