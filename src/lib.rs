@@ -4,7 +4,8 @@
 //!
 //! - [`chain`]: the chain rules, pure and synchronous, with no I/O: the block and
 //!   transaction data model, Python-compatible canonical JSON and hashing, the
-//!   `seed` (tutorial) and `v2` rule sets, replay of the chain topic, and the miner.
+//!   `seed` (tutorial), `v2` and `accounts` (signed transfers, balances, nonces) rule
+//!   sets, replay of the chain topic, and the miner.
 //! - [`transport`]: everything that talks Kafka: client configuration, topic
 //!   administration, the chain-topic reader and the producers.
 //! - [`node`]: the node loop that wires them: transaction intake (one partition or a

@@ -29,6 +29,8 @@ pub struct LedgerParams {
     pub rate: Option<f64>,
     /// Sample node memory when this many transactions are on the chain.
     pub rss_checkpoint: Option<u64>,
+    /// `--rules accounts`: this many funded sender accounts sign the transfers.
+    pub accounts_senders: Option<usize>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -83,6 +85,37 @@ impl Drop for NodeProcess {
     }
 }
 
+/// `--genesis-alloc FILE` funding the bench senders (accounts rules only).
+fn accounts_flags(params: &LedgerParams, dir: &Path) -> anyhow::Result<Vec<String>> {
+    let Some(n) = params.accounts_senders else {
+        return Ok(Vec::new());
+    };
+    let path = dir.join("alloc.json");
+    let alloc: serde_json::Map<String, serde_json::Value> =
+        super::accounts::allocations(&super::accounts::senders(n))
+            .into_iter()
+            .map(|(a, v)| (a.to_string(), v.into()))
+            .collect();
+    std::fs::write(&path, serde_json::to_vec(&alloc)?)?;
+    Ok(vec!["--genesis-alloc".into(), path.display().to_string()])
+}
+
+/// The chain id of the accounts chain on `topic` (its genesis, published by node 0).
+fn chain_id(kafka: &KafkaConfig, topic: &str) -> anyhow::Result<crate::chain::accounts::ChainId> {
+    let log = ChainLog::open(kafka, topic, 0)?;
+    let mut chain = ChainState::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if let Some(record) = log.poll(Duration::from_millis(200))? {
+            let _ = chain.apply(&record.payload);
+            if let Some(ledger) = chain.accounts() {
+                return Ok(ledger.chain_id());
+            }
+        }
+    }
+    anyhow::bail!("no accounts genesis on `{topic}` within 60 s")
+}
+
 fn start_node(
     exe: &Path,
     kafka: &KafkaConfig,
@@ -120,6 +153,7 @@ fn start_node(
         .args(["--block-size", &params.block_size.to_string()])
         .args(["--block-timeout", &format!("{}ms", params.block_timeout_ms)])
         .args(["--threads", &threads.to_string()])
+        .args(accounts_flags(params, dir)?)
         .env("RUST_LOG", "warn,kafkachain=info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -222,6 +256,19 @@ pub fn run(
     };
 
     // Send, remembering when each tagged transaction left.
+    // Accounts: sign every transfer before the clock starts (sender i % n, partition
+    // sender % nodes, so each sender's nonces reach one node in order).
+    let signed: Option<(Vec<Vec<u8>>, usize)> = match params.accounts_senders {
+        Some(n) => {
+            let id = chain_id(kafka, &names.chain)?;
+            let keys = super::accounts::senders(n);
+            let all = (0..params.txs)
+                .map(|i| super::accounts::transfer(&keys, i, &id))
+                .collect();
+            Some((all, n))
+        }
+        None => None,
+    };
     let (reports_tx, reports) = crossbeam_channel::unbounded();
     let publisher = Publisher::new(
         kafka,
@@ -240,7 +287,13 @@ pub fn run(
             }
         }
         sent_at.push(Instant::now());
-        publisher.send(i, None, payload)?;
+        match &signed {
+            Some((all, n)) => {
+                let partition = ((i % *n as u64) % params.nodes as u64) as i32;
+                publisher.send(i, Some(partition), &all[i as usize])?
+            }
+            None => publisher.send(i, None, payload)?,
+        }
         if i % 1024 == 0 {
             sample_checkpoint(params, &follower, &nodes, &mut checkpoint);
         }

@@ -7,7 +7,10 @@
 //! - [`replay`]: a node's start-up replay of a long chain against a bare consumer
 //!   reading the same topic.
 //! - [`local_broker`]: the throwaway Tansu used when no `--brokers` is given.
+//! - [`accounts`]: signed transfers and mined accounts chains for `--rules accounts`
+//!   and the accounts replay benchmark.
 
+pub mod accounts;
 pub mod baseline;
 pub mod ledger;
 pub mod local_broker;

@@ -22,6 +22,11 @@ pub(crate) struct Fields {
     pub merkle_root: Option<usize>,
     pub rules: Option<usize>,
     pub difficulty: Option<usize>,
+    /// Accounts genesis only.
+    pub allocations: Option<usize>,
+    pub block_reward: Option<usize>,
+    pub chain_id: Option<usize>,
+    pub signature_scheme: Option<usize>,
     /// Key node of the first field not listed above.
     pub unknown: Option<usize>,
 }
@@ -49,6 +54,10 @@ impl Fields {
                 b"merkle_root" => &mut f.merkle_root,
                 b"rules" => &mut f.rules,
                 b"difficulty" => &mut f.difficulty,
+                b"allocations" => &mut f.allocations,
+                b"block_reward" => &mut f.block_reward,
+                b"chain_id" => &mut f.chain_id,
+                b"signature_scheme" => &mut f.signature_scheme,
                 _ => {
                     f.unknown.get_or_insert(k);
                     continue;

@@ -14,7 +14,9 @@
 //! - [`template`]: building canonical blocks for our node to mine.
 //! - [`pow`]: the miner and the proof-of-work checks.
 //! - `pyrepr`: Python's `repr()` of parsed JSON (the seed proof may be a list or dict).
+//! - [`accounts`]: the `accounts` rule set: ed25519-signed transfers, balances, nonces.
 
+pub mod accounts;
 pub(crate) mod block;
 pub mod canonical;
 pub mod claims;

@@ -23,6 +23,8 @@ use std::fmt;
 
 use sha2::{Digest, Sha256};
 
+use super::accounts::genesis::{read_genesis, GenesisFields};
+use super::accounts::{AccountsError, Ledger};
 use super::block::{
     as_f64, as_hash, as_u64, describe, python_str, string_is, tx_origin, Fields, TxFields,
 };
@@ -119,6 +121,8 @@ pub struct ChainState {
     origins: OriginSet,
     /// Content of recent claims, for intake decisions (node only; see `claims`).
     claims: Option<ClaimTracker>,
+    /// Balances and nonces (accounts rules only).
+    ledger: Option<Ledger>,
     /// Reused between records so that replay does not allocate per block.
     canon: Canonicalizer,
     proof: Vec<u8>,
@@ -155,6 +159,11 @@ impl ChainState {
     /// Blocks on the chain, genesis included.
     pub fn height(&self) -> u64 {
         self.height
+    }
+
+    /// The accounts state as of the tip (accounts rules only).
+    pub fn accounts(&self) -> Option<&Ledger> {
+        self.ledger.as_ref()
     }
 
     /// Whether a transaction with this origin (any attempt) is already on the chain.
@@ -235,6 +244,9 @@ impl ChainState {
             None => self.apply_genesis(record, &fields),
             Some(Rules::Seed) => self.apply_seed(record, &fields),
             Some(Rules::V2 { difficulty }) => self.apply_v2(record, &fields, difficulty),
+            Some(Rules::Accounts { difficulty, .. }) => {
+                self.apply_accounts(record, &fields, difficulty)
+            }
         };
         match result {
             Err(_) if maybe_second_genesis && ChainState::new().apply(record).is_ok() => {
@@ -278,7 +290,8 @@ impl ChainState {
                 self.insert_claims(&claims);
                 Ok(self.advance(1, hash, timestamp, claims, miner, tx_count))
             }
-            Some(r) if string_is(tape, s, r, b"v2") => {
+            Some(r) if string_is(tape, s, r, b"v2") || string_is(tape, s, r, b"accounts") => {
+                let accounts = string_is(tape, s, r, b"accounts");
                 let difficulty = f
                     .difficulty
                     .ok_or_else(|| RuleError::MissingField("difficulty".into()))
@@ -290,6 +303,34 @@ impl ChainState {
                             }
                         })
                     })? as u32;
+                let accounts_fields = GenesisFields {
+                    allocations: f.allocations,
+                    block_reward: f.block_reward,
+                    chain_id: f.chain_id,
+                    signature_scheme: f.signature_scheme,
+                };
+                let ledger = if accounts {
+                    Some(
+                        read_genesis(tape, s, &accounts_fields).map_err(|e| match e {
+                            AccountsError::BadGenesis(why) => RuleError::BadGenesis(why),
+                            other => RuleError::BadGenesis(other.to_string()),
+                        })?,
+                    )
+                } else {
+                    for (slot, name) in [
+                        (f.allocations, "allocations"),
+                        (f.block_reward, "block_reward"),
+                        (f.chain_id, "chain_id"),
+                        (f.signature_scheme, "signature_scheme"),
+                    ] {
+                        if slot.is_some() {
+                            return Err(RuleError::UnknownField(format!(
+                                "{name} (only an accounts genesis carries it)"
+                            )));
+                        }
+                    }
+                    None
+                };
                 // The genesis hash is that of its whole canonical JSON, so it commits
                 // to the rules and the difficulty that the header does not carry.
                 // (Computed first: parse_v2 reuses the parse tape.)
@@ -311,8 +352,23 @@ impl ChainState {
                 if as_u64(&self.canon.tape, s, f.proof.unwrap_or(0)) != Some(0) {
                     return Err(RuleError::BadGenesis("a v2 genesis has proof 0".into()));
                 }
-                self.rules = Some(Rules::V2 { difficulty });
                 check_unique(&self.origins, &b.claims)?;
+                self.rules = Some(match ledger {
+                    Some((chain_id, block_reward, ledger)) => {
+                        if b.tx_count > 0 {
+                            return Err(RuleError::BadGenesis(
+                                "an accounts genesis carries no transactions (balances go in `allocations`)".into(),
+                            ));
+                        }
+                        self.ledger = Some(ledger);
+                        Rules::Accounts {
+                            difficulty,
+                            chain_id,
+                            block_reward,
+                        }
+                    }
+                    None => Rules::V2 { difficulty },
+                });
                 self.set_proof(b.nonce);
                 self.insert_claims(&b.claims);
                 Ok(self.advance(b.index, hash, b.timestamp, b.claims, b.miner, b.tx_count))
@@ -383,6 +439,28 @@ impl ChainState {
     }
 
     fn apply_v2(&mut self, s: &[u8], f: &Fields, difficulty: u32) -> Result<Appended, RuleError> {
+        let b = self.check_v2(s, f, difficulty)?;
+        Ok(self.commit_v2(b))
+    }
+
+    /// The accounts rules: a valid v2 block whose transactions the ledger accepts,
+    /// applied in order, whole or not at all ([`Ledger::apply_block`]).
+    fn apply_accounts(
+        &mut self,
+        s: &[u8],
+        f: &Fields,
+        difficulty: u32,
+    ) -> Result<Appended, RuleError> {
+        let b = self.check_v2(s, f, difficulty)?;
+        let (Some(ledger), Some(txs)) = (self.ledger.as_mut(), f.transactions) else {
+            return Err(RuleError::MissingField("transactions".into()));
+        };
+        ledger.apply_block(&self.canon.tape, s, txs)?;
+        Ok(self.commit_v2(b))
+    }
+
+    /// Every v2 check of a block against the tip, without changing anything.
+    fn check_v2(&mut self, s: &[u8], f: &Fields, difficulty: u32) -> Result<V2Block, RuleError> {
         let b = parse_v2(
             &mut self.canon,
             &mut self.leaves,
@@ -438,9 +516,13 @@ impl ChainState {
             )));
         }
         check_unique(&self.origins, &b.claims)?;
+        Ok(b)
+    }
+
+    fn commit_v2(&mut self, b: V2Block) -> Appended {
         self.set_proof(b.nonce);
         self.insert_claims(&b.claims);
-        Ok(self.advance(b.index, b.hash, b.timestamp, b.claims, b.miner, b.tx_count))
+        self.advance(b.index, b.hash, b.timestamp, b.claims, b.miner, b.tx_count)
     }
 
     /// v2 tips record their nonce as the proof string (seed tips: Python's `str(proof)`).
@@ -655,7 +737,14 @@ fn parse_v2(
         )));
     }
     if !genesis {
-        for (slot, name) in [(f.rules, "rules"), (f.difficulty, "difficulty")] {
+        for (slot, name) in [
+            (f.rules, "rules"),
+            (f.difficulty, "difficulty"),
+            (f.allocations, "allocations"),
+            (f.block_reward, "block_reward"),
+            (f.chain_id, "chain_id"),
+            (f.signature_scheme, "signature_scheme"),
+        ] {
             if slot.is_some() {
                 return Err(RuleError::UnknownField(format!(
                     "{name} (only the genesis block carries it)"

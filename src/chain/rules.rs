@@ -6,6 +6,7 @@
 
 use std::fmt;
 
+use super::accounts::{AccountsError, ChainId};
 use super::hash::{BlockHash, MerkleRoot};
 use super::Origin;
 
@@ -23,6 +24,23 @@ pub enum Rules {
     /// Header proof of work with `difficulty` leading zero bits, Merkle-committed
     /// transactions, consecutive indexes, monotonic timestamps, unique origins.
     V2 { difficulty: u32 },
+    /// The v2 rules plus ed25519-signed transfers, balances and nonces
+    /// ([`super::accounts`]); the genesis names the chain id and the block reward.
+    Accounts {
+        difficulty: u32,
+        chain_id: ChainId,
+        block_reward: u64,
+    },
+}
+
+impl Rules {
+    /// Leading zero bits of the header proof of work (v2 and accounts).
+    pub fn difficulty(&self) -> Option<u32> {
+        match self {
+            Rules::Seed => None,
+            Rules::V2 { difficulty } | Rules::Accounts { difficulty, .. } => Some(*difficulty),
+        }
+    }
 }
 
 impl fmt::Display for Rules {
@@ -30,6 +48,14 @@ impl fmt::Display for Rules {
         match self {
             Rules::Seed => f.write_str("seed"),
             Rules::V2 { difficulty } => write!(f, "v2 (difficulty {difficulty} bits)"),
+            Rules::Accounts {
+                difficulty,
+                chain_id,
+                block_reward,
+            } => write!(
+                f,
+                "accounts (difficulty {difficulty} bits, chain id {chain_id}, block reward {block_reward})"
+            ),
         }
     }
 }
@@ -85,6 +111,10 @@ pub enum RuleError {
         claimed: MerkleRoot,
         computed: MerkleRoot,
     },
+    #[error("transactions[{index}]: {reason}")]
+    Transfer { index: usize, reason: AccountsError },
+    #[error("{0}")]
+    Accounts(AccountsError),
     #[error("proof {0} has no Python str() that this implementation reproduces")]
     UnsupportedProof(String),
 }

@@ -103,6 +103,19 @@ impl Transaction {
         }
     }
 
+    /// A transaction already encoded as canonical JSON (the accounts rules build them).
+    /// Their identity is (sender, nonce), so they carry no content digest and are
+    /// never re-attempted at another origin.
+    pub(crate) fn from_canonical(json: String, origin: Option<Origin>) -> Self {
+        Self {
+            json,
+            origin,
+            attempt: 0,
+            origin_span: (0, 0),
+            content: None,
+        }
+    }
+
     pub fn origin(&self) -> Option<Origin> {
         self.origin
     }
@@ -160,6 +173,22 @@ pub fn genesis(rules: Rules, timestamp: f64) -> Vec<u8> {
             out.extend_from_slice(&ts);
             out.extend_from_slice(b", \"transactions\": []}");
         }
+        Rules::Accounts {
+            difficulty,
+            chain_id,
+            block_reward,
+        } => {
+            // A new accounts chain with no allocations (see accounts::genesis_block).
+            return super::accounts::genesis_block(
+                &super::accounts::AccountsGenesis {
+                    chain_id,
+                    difficulty,
+                    block_reward,
+                    allocations: Default::default(),
+                },
+                timestamp,
+            );
+        }
         Rules::V2 { difficulty } => {
             out.extend_from_slice(
                 format!("{{\"difficulty\": {difficulty}, \"index\": 1, \"merkle_root\": \"")
@@ -203,7 +232,7 @@ impl BlockTemplate {
         prefix.extend_from_slice(format!("{{\"index\": {index}, ").as_bytes());
         let work = match rules {
             Rules::Seed => Work::seed(tip.proof_str().as_bytes()),
-            Rules::V2 { difficulty } => {
+            Rules::V2 { difficulty } | Rules::Accounts { difficulty, .. } => {
                 let ids: Vec<_> = txs
                     .iter()
                     .map(|t| tx_id(t.canonical_json().as_bytes()))

@@ -63,6 +63,9 @@ pub struct BenchArgs {
     /// Transactions per block in the replay chain.
     #[arg(long, default_value_t = 10)]
     pub replay_block_txs: usize,
+    /// Funded sender accounts signing the transfers (`--rules accounts`).
+    #[arg(long, default_value_t = 1000)]
+    pub senders: usize,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -116,10 +119,19 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     };
     let kafka = connect.kafka()?;
     let exe = std::env::current_exe().context("locating the kafkachain binary")?;
-    let payload = super::send::transaction_json("alice", "bob", &serde_json::Number::from(3));
+    // Accounts: the baseline carries a signed transfer of the same size.
+    let payload = match args.rules {
+        RulesArg::Accounts => crate::bench::accounts::transfer(
+            &crate::bench::accounts::senders(2),
+            0,
+            &crate::chain::accounts::ChainId([0; 32]),
+        ),
+        _ => super::send::transaction_json("alice", "bob", &serde_json::Number::from(3)),
+    };
     let rules = match args.rules {
         RulesArg::Seed => "seed",
         RulesArg::V2 => "v2",
+        RulesArg::Accounts => "accounts",
     };
     let params = LedgerParams {
         txs: args.txs,
@@ -130,6 +142,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         difficulty: args.difficulty,
         rate: args.rate,
         rss_checkpoint: args.rss_checkpoint,
+        accounts_senders: matches!(args.rules, RulesArg::Accounts).then_some(args.senders),
     };
     let mut report = Report {
         brokers,

@@ -5,9 +5,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod balance;
 pub mod bench;
 pub mod chain;
 pub mod connect;
+pub mod keys;
 pub mod node;
 pub mod send;
 pub mod topics;
@@ -38,6 +40,10 @@ pub enum Command {
     Watch(watch::WatchArgs),
     /// Measure the ledger against the bare broker, side by side.
     Bench(bench::BenchArgs),
+    /// Create or show ed25519 keys (accounts chains).
+    Keys(keys::KeysArgs),
+    /// An account's balance and next nonce as of the chain's tip (accounts chains).
+    Balance(balance::BalanceArgs),
 }
 
 /// Entry point used by the binary.
@@ -52,6 +58,8 @@ pub fn main() -> ExitCode {
         Command::Topics(args) => topics::run(args),
         Command::Watch(args) => watch::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Keys(args) => keys::run(args),
+        Command::Balance(args) => balance::run(args),
     };
     match result {
         Ok(code) => code,

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use super::connect::ConnectArgs;
+use crate::chain::accounts::{parse_allocations, ChainId, MAX_AMOUNT};
 use crate::chain::{self, Rules};
 use crate::node::{Node, NodeConfig, Shutdown};
 use crate::transport::intake::IntakeMode;
@@ -19,6 +20,8 @@ pub enum RulesArg {
     Seed,
     /// Proof of work that commits to the block's content (the default).
     V2,
+    /// v2 plus ed25519-signed transfers, balances and nonces (docs/accounts.md).
+    Accounts,
 }
 
 #[derive(Debug, clap::Args)]
@@ -53,6 +56,9 @@ pub struct NodeArgs {
     /// Amount of the reward transaction.
     #[arg(long, default_value = "1")]
     pub reward: serde_json::Number,
+    /// Starting balances of a new accounts chain: a JSON file `{"<address>": amount}`.
+    #[arg(long)]
+    pub genesis_alloc: Option<PathBuf>,
     /// Mining threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -94,7 +100,30 @@ pub fn run(args: &NodeArgs) -> anyhow::Result<ExitCode> {
         RulesArg::V2 => Rules::V2 {
             difficulty: args.difficulty,
         },
+        RulesArg::Accounts => Rules::Accounts {
+            difficulty: args.difficulty,
+            chain_id: ChainId::random(),
+            block_reward: args
+                .reward
+                .as_u64()
+                .filter(|r| (1..=MAX_AMOUNT).contains(r))
+                .with_context(|| {
+                    format!(
+                        "--reward {} is not an integer 1..={MAX_AMOUNT} (accounts amounts are minor units)",
+                        args.reward
+                    )
+                })?,
+        },
     };
+    if let Some(path) = &args.genesis_alloc {
+        anyhow::ensure!(
+            matches!(args.rules, RulesArg::Accounts),
+            "--genesis-alloc needs --rules accounts"
+        );
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        config.genesis_alloc = parse_allocations(&bytes)
+            .with_context(|| format!("reading allocations from {}", path.display()))?;
+    }
     anyhow::ensure!(args.block_size > 0, "--block-size must be at least 1");
     config.block_size = args.block_size;
     config.block_timeout = args.block_timeout;

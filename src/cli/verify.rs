@@ -47,6 +47,8 @@ pub struct VerifyReport {
     pub rules: Option<Rules>,
     /// Position (line number or offset) and reason of every discarded record.
     pub discarded: Vec<(u64, Discarded)>,
+    /// Accounts chains: number of accounts and the sum of their balances at the tip.
+    pub accounts: Option<(usize, u128)>,
 }
 
 impl VerifyReport {
@@ -76,6 +78,9 @@ impl VerifyReport {
             None => writeln!(out, "rules: none (no genesis block found)")?,
         }
         writeln!(out, "height: {}", self.height)?;
+        if let Some((count, supply)) = self.accounts {
+            writeln!(out, "accounts: {count}, total balance: {supply}")?;
+        }
         match &self.tip {
             Some(tip) => writeln!(out, "tip: {} (index {})", tip.hash, tip.index)?,
             None => writeln!(out, "tip: none")?,
@@ -108,6 +113,7 @@ where
     report.height = state.height();
     report.tip = state.tip().cloned();
     report.rules = state.rules();
+    report.accounts = state.accounts().map(|l| (l.len(), l.supply()));
     Ok(report)
 }
 

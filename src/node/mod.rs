@@ -2,6 +2,9 @@
 //!
 //! - [`pool`]: pending transactions and the safe commit point per partition.
 //! - [`budget`]: how big a block may be (transactions and bytes).
+//! - [`accounts_pool`]: the accounts rules' intake checks and nonce-ordered,
+//!   never-overdrawing block selection, indexing the pool by sender and nonce.
+//! - [`keyfile`]: ed25519 key files (the node's own key, `kafkachain keys`).
 //! - [`miner`]: proof of work on its own thread, cancelled when the tip moves.
 //! - [`identity`]: the node id kept in the data directory.
 //! - [`shutdown`]: the stop flag shared by every thread.
@@ -16,8 +19,10 @@
 //! 3. An offset is committed only when every transaction below it is on the chain (or
 //!    was malformed), so whoever reads the partition next resumes without a gap.
 
+pub mod accounts_pool;
 pub mod budget;
 pub mod identity;
+pub mod keyfile;
 pub mod miner;
 pub mod pool;
 pub mod shutdown;

@@ -38,6 +38,7 @@ use rdkafka::consumer::CommitMode;
 use serde_json::Number;
 use tracing::{debug, info, warn};
 
+use super::accounts_pool::{self, AccountsPool, Offered};
 use super::budget::BlockBudget;
 use super::miner::{MineResult, MinerThread};
 use super::pool::Pool;
@@ -71,6 +72,8 @@ pub struct NodeConfig {
     pub mining_threads: usize,
     /// Show a progress bar while replaying (when stderr is a terminal).
     pub progress: bool,
+    /// Starting balances of a new accounts chain.
+    pub genesis_alloc: std::collections::BTreeMap<chain::accounts::Address, u64>,
 }
 
 impl NodeConfig {
@@ -90,6 +93,7 @@ impl NodeConfig {
             reward: Number::from(1),
             mining_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             progress: false,
+            genesis_alloc: Default::default(),
         }
     }
 }
@@ -99,6 +103,8 @@ impl NodeConfig {
 pub enum NodeError {
     #[error(transparent)]
     Transport(#[from] TransportError),
+    #[error("node key: {0}")]
+    Key(#[from] super::keyfile::KeyFileError),
     #[error("node id in {path}: {source}")]
     Identity {
         path: PathBuf,
@@ -186,6 +192,8 @@ pub struct Node {
     id: String,
     chain: ChainState,
     pool: Pool,
+    /// The accounts rules' index over `pool` (accounts chains only).
+    accounts: Option<AccountsPool>,
     stage: Stage,
     next_job: u64,
     miner: MinerThread,
@@ -303,6 +311,7 @@ impl Node {
             id,
             chain: ChainState::new(),
             pool: Pool::new(),
+            accounts: None,
             stage: Stage::Idle,
             next_job: 1,
             miner,
@@ -332,6 +341,19 @@ impl Node {
         if let Some(rules) = node.chain.rules() {
             if rules != node.config.rules {
                 info!(chain = ?rules, requested = ?node.config.rules, "the chain's genesis decides the rules");
+            }
+            // Accounts: rewards are minted to the node's own key, at the chain's rate.
+            if let Rules::Accounts {
+                chain_id,
+                block_reward,
+                ..
+            } = rules
+            {
+                node.id = accounts_pool::node_address(&node.config.data_dir)?;
+                node.summary.id = node.id.clone();
+                node.config.reward = Number::from(block_reward);
+                node.accounts = Some(AccountsPool::new(chain_id));
+                info!(address = %node.id, "accounts chain: rewards go to this node's key");
             }
         }
         Ok(node)
@@ -468,7 +490,7 @@ impl Node {
     /// Publishes a genesis block for a chain topic with none; false if it failed (the
     /// caller retries).
     fn publish_genesis(&mut self, at: i64) -> bool {
-        let genesis = chain::genesis(self.config.rules, now_seconds());
+        let genesis = accounts_pool::genesis_record(&self.config, now_seconds());
         let sent = self
             .publisher
             .send(GENESIS_TAG, Some(CHAIN_PARTITION), &genesis)
@@ -617,6 +639,9 @@ impl Node {
         for origin in self.pool.settle(&block.claims) {
             self.on_conflicting_claim(origin, offset);
         }
+        if let Some(accounts) = &mut self.accounts {
+            accounts.on_block(&self.chain, &mut self.pool);
+        }
         self.txs_on_chain_since_status += block.origins.len() as u64;
         let ours = block.miner.as_deref() == Some(self.id.as_str());
         let mined_in = match self.stage {
@@ -685,6 +710,19 @@ impl Node {
                 payload,
             } => {
                 let origin = Origin { partition, offset };
+                if let Some(accounts) = &mut self.accounts {
+                    // Accounts chains: signed transfers only (accounts_pool.rs).
+                    match accounts.offer(&self.chain, &mut self.pool, origin, &payload) {
+                        Ok(Offered::AlreadyOnChain) => self.summary.txs_already_on_chain += 1,
+                        Ok(_) => {}
+                        Err(reason) => {
+                            self.summary.malformed_txs += 1;
+                            self.pool.consumed(partition, offset);
+                            warn!(partition, offset, %reason, "rejected transfer");
+                        }
+                    }
+                    return;
+                }
                 match chain::parse_submitted(&payload) {
                     Err(err) => {
                         self.summary.malformed_txs += 1;
@@ -810,12 +848,27 @@ impl Node {
         let (Some(tip), Some(rules)) = (self.chain.tip(), self.chain.rules()) else {
             return;
         };
-        let reward = Transaction::reward(&self.id, &self.config.reward);
-        let room = self.budget.tx_bytes(reward.encoded_len());
-        let mut txs =
-            self.pool
-                .oldest_within(self.budget.max_txs(), room, BLOCK_TX_SEPARATOR_BYTES);
-        if txs.is_empty() {
+        let mut txs = match &self.accounts {
+            Some(accounts) => {
+                // Nonce order per sender: any prefix of the selection is still valid,
+                // so the byte budget cuts it from the end.
+                let mut txs = accounts.select(&self.chain, &self.pool, self.budget.max_txs());
+                let mut used = 0;
+                let keep = txs
+                    .iter()
+                    .take_while(|t| {
+                        used += t.encoded_len() + BLOCK_TX_SEPARATOR_BYTES;
+                        used <= room
+                    })
+                    .count();
+                txs.truncate(keep);
+                txs
+            }
+            None => self
+                .pool
+                .oldest_within(self.budget.max_txs(), room, BLOCK_TX_SEPARATOR_BYTES),
+        };
+        if txs.is_empty() && self.accounts.is_none() {
             // The oldest no longer fits (the budget shrank after a rejection): skip it.
             if let Some((origin, bytes)) = self.pool.oldest_entry() {
                 self.pool.remove(&[origin]);
@@ -829,6 +882,9 @@ impl Node {
                 );
             }
             return;
+        }
+        if txs.is_empty() {
+            return; // accounts: only held transfers are pending
         }
         let count = txs.len();
         txs.push(reward);

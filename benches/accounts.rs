@@ -1,0 +1,168 @@
+//! Accounts replay benchmark (BENCHMARKS.md, "Accounts"):
+//!
+//!   cargo bench --bench accounts            criterion (wall clock)
+//!   cargo bench --bench accounts -- cpu     transfers per CPU-second of the replaying
+//!                                           thread, next to single ed25519 verifies
+//!                                           and a v2 chain of the same shape
+//!
+//! The CPU-time mode exists because the shared machine runs many jobs at once: wall
+//! time there measures the scheduler, thread CPU time measures the code.
+//!
+//! Replays a mined accounts chain (200 blocks x 250 signed transfers over 1000
+//! accounts, 50,000 transfers) from its bytes: JSON parsing, header proof of work,
+//! Merkle root, batch signature verification and the balance/nonce updates, on one
+//! core. Throughput is in transfers per second.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use ed25519_dalek::Signer;
+
+use criterion::{criterion_group, Criterion, Throughput};
+use kafkachain::bench::accounts::build_chain;
+use kafkachain::chain::ChainState;
+
+const BLOCKS: usize = 200;
+const PER_BLOCK: usize = 250;
+
+fn replay(chain: &[Vec<u8>]) -> u64 {
+    let mut state = ChainState::new();
+    for record in chain {
+        let _ = black_box(state.apply(record));
+    }
+    assert_eq!(state.height(), chain.len() as u64, "must replay fully");
+    state.height()
+}
+
+fn bench_accounts_replay(c: &mut Criterion) {
+    // `cargo test --all-targets` runs this once without `--bench` (an unoptimised
+    // smoke test): a small chain keeps that quick.
+    let (blocks, per_block) = if std::env::args().any(|a| a == "--bench") {
+        (BLOCKS, PER_BLOCK)
+    } else {
+        (4, 25)
+    };
+    let chain = build_chain(1000, blocks, per_block);
+    assert_eq!(chain.len(), blocks + 1);
+    let mut g = c.benchmark_group("accounts_replay");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements((blocks * per_block) as u64));
+    g.bench_function(format!("{blocks}x{per_block}_transfers"), |b| {
+        b.iter(|| replay(&chain))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_accounts_replay);
+
+/// CPU time of the calling thread.
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Best of `runs` rates of `f` (`units` per call), in units per CPU-second.
+fn cpu_rate(runs: usize, units: u64, mut f: impl FnMut()) -> f64 {
+    (0..runs)
+        .map(|_| {
+            let start = thread_cpu();
+            f();
+            units as f64 / (thread_cpu() - start).as_secs_f64().max(1e-9)
+        })
+        .fold(0.0, f64::max)
+}
+
+fn cpu() {
+    let transfers = (BLOCKS * PER_BLOCK) as u64;
+    let chain = build_chain(1000, BLOCKS, PER_BLOCK);
+    let accounts = cpu_rate(3, transfers, || {
+        replay(&chain);
+    });
+    // The node's default block size (`kafkachain bench --block-size 1000`).
+    let big = build_chain(1000, transfers as usize / 1000, 1000);
+    let accounts_1000 = cpu_rate(3, transfers, || {
+        replay(&big);
+    });
+    // One strict verification per transfer, as the intake does.
+    let key = ed25519_dalek::SigningKey::from_bytes(&[1; 32]);
+    let msg = [7u8; 143];
+    let sig = key.sign(&msg);
+    let vk = key.verifying_key();
+    let single = cpu_rate(3, 20_000, || {
+        for _ in 0..20_000 {
+            black_box(vk.verify_strict(black_box(&msg), &sig)).ok();
+        }
+    });
+    let v2 = v2_chain(BLOCKS, PER_BLOCK);
+    let v2_rate = cpu_rate(3, transfers, || {
+        replay(&v2);
+    });
+    println!(
+        "accounts replay:       {accounts:>10.0} transfers per CPU-second ({PER_BLOCK} per block)"
+    );
+    println!(
+        "accounts replay:       {accounts_1000:>10.0} transfers per CPU-second (1000 per block)"
+    );
+    println!("ed25519 verify_strict: {single:>10.0} signatures per CPU-second");
+    println!("v2 replay, same shape: {v2_rate:>10.0} transactions per CPU-second");
+    println!(
+        "accounts / single verify = {:.2}, accounts / v2 = {:.3}",
+        accounts / single,
+        accounts / v2_rate
+    );
+}
+
+/// A v2 chain with the same block shape (tutorial transactions instead of transfers).
+fn v2_chain(blocks: usize, per_block: usize) -> Vec<Vec<u8>> {
+    use kafkachain::chain::{
+        genesis, parse_submitted, BlockTemplate, Miner, Origin, Rules, Transaction,
+    };
+    let mut state = ChainState::new();
+    let g = genesis(Rules::V2 { difficulty: 4 }, 1.0);
+    state.apply(&g).expect("genesis");
+    let mut out = vec![g];
+    let sub = parse_submitted(br#"{"from": "alice", "to": "bob", "amount": 1}"#).expect("tx");
+    let mut offset = 0;
+    for _ in 0..blocks {
+        let txs: Vec<Transaction> = (0..per_block)
+            .map(|_| {
+                offset += 1;
+                Transaction::from_submitted(
+                    &sub,
+                    Origin {
+                        partition: 0,
+                        offset,
+                    },
+                )
+            })
+            .collect();
+        let tip = state.tip().expect("tip").clone();
+        let t = BlockTemplate::new(
+            &tip,
+            state.rules().expect("rules"),
+            tip.timestamp + 1.0,
+            &txs,
+        );
+        let m = Miner::new(1)
+            .mine(&t.work(), &std::sync::atomic::AtomicBool::new(false))
+            .expect("mined");
+        let block = t.seal(m.nonce);
+        state.apply(&block).expect("valid");
+        out.push(block);
+    }
+    out
+}
+
+fn main() {
+    if std::env::args().skip(1).any(|a| a == "cpu") {
+        cpu();
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

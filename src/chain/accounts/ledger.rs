@@ -1,0 +1,367 @@
+//! Balances and nonces, and the check that applies a block's transactions.
+//!
+//! [`Ledger`] is the state as of the tip: one [`Account`] per address that ever held
+//! funds or sent a transfer. [`LedgerView`] is a scratch overlay on it: a block (or a
+//! block being built) is applied to a view, transfer by transfer, and only a block
+//! that passes whole is written back — a bad transfer leaves the ledger untouched.
+
+use std::collections::HashMap;
+
+use ed25519_dalek::{Signature, VerifyingKey};
+
+use super::address::{Address, ChainId};
+use super::transfer::{read_amount, text, SignedTransfer, Transfer};
+use super::AccountsError;
+use crate::chain::canonical::{Kind, Tape};
+use crate::chain::rules::RuleError;
+
+/// One account's state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Account {
+    /// Minor units.
+    pub balance: u64,
+    /// Transfers sent so far: the nonce its next transfer must carry.
+    pub nonce: u64,
+}
+
+/// The accounts state of a chain as of its tip.
+#[derive(Clone, Debug)]
+pub struct Ledger {
+    chain_id: ChainId,
+    block_reward: u64,
+    accounts: HashMap<Address, Account>,
+    /// Decompressed keys of senders seen in accepted blocks: a cache (decompression
+    /// costs about as much as a third of a signature check), one per sender.
+    keys: HashMap<Address, VerifyingKey>,
+    supply: u128,
+}
+
+/// A transaction of an accounts block.
+enum BlockTx {
+    Transfer(SignedTransfer),
+    Reward { to: Address, amount: u64 },
+}
+
+impl Ledger {
+    /// The state at genesis. Allocation addresses must be valid keys.
+    pub fn new(
+        chain_id: ChainId,
+        block_reward: u64,
+        allocations: impl IntoIterator<Item = (Address, u64)>,
+    ) -> Result<Self, AccountsError> {
+        let mut ledger = Ledger {
+            chain_id,
+            block_reward,
+            accounts: HashMap::new(),
+            keys: HashMap::new(),
+            supply: 0,
+        };
+        for (address, amount) in allocations {
+            address.key("allocations")?;
+            let account = ledger.accounts.entry(address).or_default();
+            account.balance = account
+                .balance
+                .checked_add(amount)
+                .ok_or(AccountsError::BalanceOverflow(address))?;
+            ledger.supply += u128::from(amount);
+        }
+        Ok(ledger)
+    }
+
+    pub fn chain_id(&self) -> ChainId {
+        self.chain_id
+    }
+
+    /// The most a block may mint for its miner.
+    pub fn block_reward(&self) -> u64 {
+        self.block_reward
+    }
+
+    /// An account's state (all zero for an address never seen).
+    pub fn account(&self, address: &Address) -> Account {
+        self.accounts.get(address).copied().unwrap_or_default()
+    }
+
+    /// Whether `address` has an account (so it is a valid key).
+    pub fn contains(&self, address: &Address) -> bool {
+        self.accounts.contains_key(address)
+    }
+
+    /// The decompressed key of a sender seen in an accepted block (a cache: saves
+    /// the decompression when its next transfer is checked).
+    pub fn cached_key(&self, address: &Address) -> Option<VerifyingKey> {
+        self.keys.get(address).copied()
+    }
+
+    /// Number of accounts.
+    pub fn len(&self) -> usize {
+        self.accounts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.accounts.is_empty()
+    }
+
+    /// Sum of all balances.
+    pub fn supply(&self) -> u128 {
+        self.supply
+    }
+
+    /// A scratch overlay for applying transfers tentatively.
+    pub fn view(&self) -> LedgerView<'_> {
+        LedgerView {
+            base: self,
+            changed: HashMap::new(),
+            minted: 0,
+        }
+    }
+
+    /// Checks the transactions array at tape node `txs` of a block whose form the v2
+    /// rules already accepted, and applies it: whole, or not at all.
+    ///
+    /// Order: each transaction's form; the signatures, in one batch; then the
+    /// transfers in block order against balances and nonces, and the reward.
+    pub(crate) fn apply_block(
+        &mut self,
+        tape: &Tape,
+        s: &[u8],
+        txs: usize,
+    ) -> Result<(), RuleError> {
+        let at = |index: usize| move |reason| RuleError::Transfer { index, reason };
+        let mut block = Vec::with_capacity(tape.node(txs).len as usize);
+        for (i, tx) in tape.items(txs).enumerate() {
+            let parsed = if is_reward(tape, s, tx) {
+                read_reward(tape, s, tx).map(|(to, amount)| BlockTx::Reward { to, amount })
+            } else {
+                SignedTransfer::read_in_block(tape, s, tx).map(BlockTx::Transfer)
+            };
+            block.push(parsed.map_err(at(i))?);
+        }
+        let rewards = block
+            .iter()
+            .filter(|t| matches!(t, BlockTx::Reward { .. }))
+            .count();
+        if rewards > 1 || (rewards == 1 && !matches!(block.last(), Some(BlockTx::Reward { .. }))) {
+            return Err(RuleError::Accounts(AccountsError::MisplacedReward));
+        }
+        let new_keys = self.verify_signatures(&block)?;
+        let mut view = self.view();
+        for (i, tx) in block.iter().enumerate() {
+            match tx {
+                BlockTx::Transfer(t) => view.apply(&t.transfer),
+                BlockTx::Reward { to, amount } => view.mint(to, *amount),
+            }
+            .map_err(at(i))?;
+        }
+        let (changed, minted) = (view.changed, view.minted);
+        self.accounts.extend(changed);
+        self.supply += u128::from(minted);
+        self.keys.extend(new_keys);
+        Ok(())
+    }
+
+    /// Verifies every transfer signature of the block in one batch. Returns the keys
+    /// decompressed on the way (cached once the block is accepted).
+    fn verify_signatures(
+        &self,
+        block: &[BlockTx],
+    ) -> Result<Vec<(Address, VerifyingKey)>, RuleError> {
+        let mut messages = Vec::with_capacity(block.len());
+        let mut sigs = Vec::with_capacity(block.len());
+        let mut keys = Vec::with_capacity(block.len());
+        let mut indexes = Vec::with_capacity(block.len());
+        let mut new_keys = Vec::new();
+        for (i, tx) in block.iter().enumerate() {
+            let BlockTx::Transfer(t) = tx else { continue };
+            let from = t.transfer.from;
+            let key = match self.keys.get(&from) {
+                Some(k) => *k,
+                None => {
+                    let k = from
+                        .key("sender")
+                        .map_err(|reason| RuleError::Transfer { index: i, reason })?;
+                    new_keys.push((from, k));
+                    k
+                }
+            };
+            messages.push(t.transfer.signing_bytes(&self.chain_id));
+            sigs.push(Signature::from_bytes(&t.sig));
+            keys.push(key);
+            indexes.push(i);
+        }
+        if messages.is_empty() {
+            return Ok(new_keys);
+        }
+        let refs: Vec<&[u8]> = messages.iter().map(|m| &m[..]).collect();
+        if ed25519_dalek::verify_batch(&refs, &sigs, &keys).is_ok() {
+            return Ok(new_keys);
+        }
+        // Name the first transfer that fails on its own.
+        for (n, &i) in indexes.iter().enumerate() {
+            if let BlockTx::Transfer(t) = &block[i] {
+                if let Err(reason) = t.verify_with(&keys[n], &self.chain_id) {
+                    return Err(RuleError::Transfer { index: i, reason });
+                }
+            }
+        }
+        Err(RuleError::Accounts(AccountsError::BatchFailed))
+    }
+}
+
+/// Whether the transaction object at `tx` is a reward (`"sender": "0"`).
+fn is_reward(tape: &Tape, s: &[u8], tx: usize) -> bool {
+    if tape.node(tx).kind != Kind::Object {
+        return false;
+    }
+    let mut buf = Vec::new();
+    tape.members(tx).any(|(k, v)| {
+        tape.node(k).kind == Kind::Str
+            && text(tape, s, k, &mut buf) == b"sender"
+            && tape.node(v).kind == Kind::Str
+            && tape.raw(s, v) == b"0"
+    })
+}
+
+/// `{"amount": A, "recipient": R, "sender": "0"}`, exactly.
+fn read_reward(tape: &Tape, s: &[u8], tx: usize) -> Result<(Address, u64), AccountsError> {
+    let (mut amount, mut to) = (None, None);
+    let mut buf = Vec::new();
+    for (k, v) in tape.members(tx) {
+        match text(tape, s, k, &mut buf) {
+            b"amount" => amount = Some(read_amount(tape, s, v)?),
+            b"recipient" => {
+                if tape.node(v).kind != Kind::Str {
+                    return Err(AccountsError::WrongType {
+                        field: "recipient",
+                        expected: "a string (64 lowercase hex digits)",
+                    });
+                }
+                let mut b2 = Vec::new();
+                to = Some(Address::parse(text(tape, s, v, &mut b2), "recipient")?);
+            }
+            b"sender" => {}
+            other => {
+                let name = String::from_utf8_lossy(other);
+                return Err(AccountsError::UnknownField(format!(
+                    "{} (a reward has only amount, recipient and sender)",
+                    name.chars().take(40).collect::<String>()
+                )));
+            }
+        }
+    }
+    if tape.node(tx).len != 3 {
+        return Err(AccountsError::MissingField("recipient"));
+    }
+    match (to, amount) {
+        (Some(to), Some(amount)) => Ok((to, amount)),
+        (None, _) => Err(AccountsError::MissingField("recipient")),
+        (_, None) => Err(AccountsError::MissingField("amount")),
+    }
+}
+
+/// Tentative changes on top of a [`Ledger`].
+#[derive(Debug)]
+pub struct LedgerView<'a> {
+    base: &'a Ledger,
+    changed: HashMap<Address, Account>,
+    minted: u64,
+}
+
+impl LedgerView<'_> {
+    pub fn account(&self, address: &Address) -> Account {
+        match self.changed.get(address) {
+            Some(a) => *a,
+            None => self.base.account(address),
+        }
+    }
+
+    fn known(&self, address: &Address) -> bool {
+        self.changed.contains_key(address) || self.base.accounts.contains_key(address)
+    }
+
+    /// Applies one transfer (its signature already checked): the nonce must be the
+    /// sender's next, the balance must cover the amount, the recipient must be a key.
+    pub fn apply(&mut self, t: &Transfer) -> Result<(), AccountsError> {
+        let sender = self.account(&t.from);
+        if t.nonce < sender.nonce {
+            return Err(AccountsError::NonceTooLow {
+                account: t.from,
+                expected: sender.nonce,
+                found: t.nonce,
+            });
+        }
+        if t.nonce > sender.nonce {
+            return Err(AccountsError::NonceTooHigh {
+                account: t.from,
+                expected: sender.nonce,
+                found: t.nonce,
+                held: String::new(),
+            });
+        }
+        if sender.balance == 0 {
+            return Err(AccountsError::EmptyAccount {
+                account: t.from,
+                amount: t.amount,
+            });
+        }
+        if sender.balance < t.amount {
+            return Err(AccountsError::Overdraft {
+                account: t.from,
+                balance: sender.balance,
+                amount: t.amount,
+            });
+        }
+        if !self.known(&t.to) {
+            t.to.key("recipient")?;
+        }
+        let mut recipient = if t.to == t.from {
+            sender
+        } else {
+            self.account(&t.to)
+        };
+        let after_debit = sender.balance - t.amount;
+        let credited = if t.to == t.from {
+            sender.balance
+        } else {
+            recipient
+                .balance
+                .checked_add(t.amount)
+                .ok_or(AccountsError::BalanceOverflow(t.to))?
+        };
+        self.changed.insert(
+            t.from,
+            Account {
+                balance: after_debit,
+                nonce: sender.nonce + 1,
+            },
+        );
+        if t.to == t.from {
+            recipient.nonce = sender.nonce + 1;
+        }
+        recipient.balance = credited;
+        self.changed.insert(t.to, recipient);
+        Ok(())
+    }
+
+    /// Mints the block reward to `to`.
+    pub fn mint(&mut self, to: &Address, amount: u64) -> Result<(), AccountsError> {
+        let max = self.base.block_reward;
+        if amount > max || self.minted > 0 {
+            return Err(AccountsError::RewardTooLarge {
+                found: amount + self.minted,
+                max,
+            });
+        }
+        if !self.known(to) {
+            to.key("recipient")?;
+        }
+        let mut account = self.account(to);
+        account.balance = account
+            .balance
+            .checked_add(amount)
+            .ok_or(AccountsError::BalanceOverflow(*to))?;
+        self.changed.insert(*to, account);
+        self.minted = amount;
+        Ok(())
+    }
+}
