@@ -9,7 +9,9 @@ pub mod bench;
 pub mod chain;
 pub mod connect;
 pub mod node;
+pub mod proof;
 pub mod send;
+pub mod serve;
 pub mod topics;
 pub mod verify;
 pub mod watch;
@@ -38,6 +40,10 @@ pub enum Command {
     Watch(watch::WatchArgs),
     /// Measure the ledger against the bare broker, side by side.
     Bench(bench::BenchArgs),
+    /// Serve the indexed HTTP API, live events, metrics and the explorer page.
+    Serve(serve::ServeArgs),
+    /// Check Merkle inclusion proofs offline.
+    Proof(proof::ProofArgs),
 }
 
 /// Entry point used by the binary.
@@ -52,6 +58,8 @@ pub fn main() -> ExitCode {
         Command::Topics(args) => topics::run(args),
         Command::Watch(args) => watch::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Serve(args) => serve::run(args),
+        Command::Proof(args) => proof::run(args),
     };
     match result {
         Ok(code) => code,

@@ -3,6 +3,7 @@
 //! - [`pool`]: pending transactions and the safe commit point per partition.
 //! - [`miner`]: proof of work on its own thread, cancelled when the tip moves.
 //! - [`identity`]: the node id kept in the data directory.
+//! - [`metrics`]: Prometheus metrics, updated from a few hooks in the loop.
 //! - [`shutdown`]: the stop flag shared by every thread.
 //! - [`Node`] (here): the event loop that ties them to the transport.
 //!
@@ -16,6 +17,7 @@
 //!    was malformed), so whoever reads the partition next resumes without a gap.
 
 pub mod identity;
+pub mod metrics;
 pub mod miner;
 pub mod pool;
 pub mod shutdown;

@@ -41,6 +41,8 @@ pub struct NodeConfig {
     pub mining_threads: usize,
     /// Show a progress bar while replaying (when stderr is a terminal).
     pub progress: bool,
+    /// Prometheus metrics to update (`--metrics`).
+    pub metrics: Option<Arc<super::metrics::NodeMetrics>>,
 }
 
 impl NodeConfig {
@@ -60,6 +62,7 @@ impl NodeConfig {
             reward: Number::from(1),
             mining_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             progress: false,
+            metrics: None,
         }
     }
 }
@@ -338,6 +341,9 @@ impl Node {
             self.maybe_mine();
             self.maybe_commit(CommitMode::Async);
             self.maybe_report_status();
+            if let Some(m) = &self.config.metrics {
+                m.set_pending(self.pool.len());
+            }
         }
         info!("shutting down: committing offsets and leaving the group");
         self.miner.cancel();
@@ -389,6 +395,9 @@ impl Node {
         if ours && live {
             self.summary.blocks_won += 1;
         }
+        if let Some(m) = &self.config.metrics {
+            m.on_block(self.chain.height(), &block.origins, ours && live);
+        }
         if live {
             let hash = block.hash.to_string();
             info!(
@@ -410,6 +419,9 @@ impl Node {
     }
 
     fn on_discarded(&mut self, discarded: Discarded, offset: i64) {
+        if let Some(m) = &self.config.metrics {
+            m.on_discarded(discarded.is_stale());
+        }
         if discarded.is_stale() {
             self.summary.stale_discarded += 1;
             debug!(offset, reason = %discarded.reason, "discarded stale block (lost a race)");
@@ -427,6 +439,9 @@ impl Node {
                 payload,
             } => {
                 let origin = Origin { partition, offset };
+                if let Some(m) = &self.config.metrics {
+                    m.on_intake(origin);
+                }
                 match chain::parse_submitted(&payload) {
                     Err(err) => {
                         self.summary.malformed_txs += 1;
@@ -528,6 +543,9 @@ impl Node {
         let Some(mined) = result.mined else {
             return Ok(());
         };
+        if let Some(m) = &self.config.metrics {
+            m.on_mined(mined.hashes, result.elapsed);
+        }
         let block = template.seal(mined.nonce);
         let (id, txs) = (*id, *txs);
         self.publisher.send(id, None, &block)?;

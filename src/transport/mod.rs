@@ -5,6 +5,7 @@
 //! - [`chain_log`]: reading the single-partition chain topic in order, from any offset.
 //! - [`intake`]: consuming transactions, from one partition or as a consumer-group member.
 //! - [`publish`]: idempotent, `acks=all` producers for blocks and transactions.
+//! - [`submit`]: one awaitable transaction send (for the HTTP API).
 //!
 //! Nothing here knows the chain rules; records leave this module as bytes with their
 //! partition and offset.
@@ -13,6 +14,7 @@ pub mod chain_log;
 pub mod config;
 pub mod intake;
 pub mod publish;
+pub mod submit;
 pub mod topics;
 
 pub use config::KafkaConfig;
