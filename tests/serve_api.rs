@@ -67,9 +67,12 @@ fn api_events_proofs_and_metrics_over_a_real_chain() {
         "{state}"
     );
 
-    let infos: Vec<Value> = txids.iter().map(|t| confirmed(&s, t)).collect();
+    for t in &txids {
+        confirmed(&s, t);
+    }
     let (_, view) = ledger.replay();
     s.wait_for_height(view.height, Duration::from_secs(30));
+    let infos: Vec<Value> = txids.iter().map(|t| confirmed(&s, t)).collect();
 
     // The tip and the chain agree with the node's own replay of the topic.
     assert_eq!(s.get("/blocks/tip/height").text(), view.height.to_string());

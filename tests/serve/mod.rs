@@ -57,8 +57,27 @@ pub fn request(addr: &str, method: &str, path: &str, body: Option<&[u8]>) -> Res
     if let Some(b) = body {
         stream.write_all(b).expect("write body");
     }
+    // Read until the body is complete: by Content-Length when given (some servers,
+    // e.g. chromedriver, keep the connection open), else to the end of the stream.
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).expect("read response");
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        if let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            if length.is_some_and(|n| raw.len() >= split + 4 + n) {
+                break;
+            }
+        }
+        let n = stream.read(&mut chunk).expect("read response");
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&chunk[..n]);
+    }
     parse_response(&raw)
 }
 
