@@ -282,7 +282,12 @@ async fn block_height(
 async fn tx(State(app): State<Arc<App>>, Path(txid): Path<String>) -> ApiResult<Json<Value>> {
     let id = parse_txid(&txid)?;
     if let Some(info) = app.query.tx(&id)? {
-        let tip = app.query.tip()?.map_or(info.block_height, |t| t.height);
+        // The indexer's height saves a query; before it reports, ask the index.
+        let tip = match app.shared.status().height {
+            0 => app.query.tip()?.map_or(info.block_height, |t| t.height),
+            h => h,
+        }
+        .max(info.block_height);
         let mut value = json!(info);
         value["status"] = json!({
             "confirmed": true,
