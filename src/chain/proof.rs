@@ -279,4 +279,25 @@ mod tests {
         }
         assert!(merkle_branch(&[], 0).is_none());
     }
+
+    /// The header's timestamp must survive JSON exactly, or the header bytes (and so the
+    /// block hash) cannot be rebuilt: serde_json needs `float_roundtrip` for that.
+    #[test]
+    fn timestamps_round_trip_through_the_json_format() {
+        let mut x = 1_764_130_000.123_456_7_f64;
+        for _ in 0..10_000 {
+            let header = ProofHeader {
+                index: 1,
+                previous_hash: String::new(),
+                timestamp: x,
+                merkle_root: String::new(),
+                nonce: u64::MAX,
+            };
+            let text = serde_json::to_string(&header).unwrap();
+            let back: ProofHeader = serde_json::from_str(&text).unwrap();
+            assert_eq!(back.timestamp.to_bits(), x.to_bits(), "{text}");
+            assert_eq!(back.nonce, u64::MAX);
+            x = f64::from_bits(x.to_bits() + 7_777_777);
+        }
+    }
 }
