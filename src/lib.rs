@@ -11,14 +11,18 @@
 //! - [`node`]: the node loop that wires them: transaction intake (one partition or a
 //!   consumer group), the pending pool, block building, mining, publishing, and
 //!   committing offsets only once a transaction is on the chain.
+//! - [`serve`]: the read side: an SQLite index of the chain topic, the HTTP API
+//!   (tutorial, Esplora-like, server-sent events, health, metrics, Merkle proofs)
+//!   and the explorer page.
 //! - [`bench`]: `kafkachain bench`, the ledger measured against the bare broker.
 //! - [`cli`]: the `kafkachain` command line; the binary in `src/main.rs` only calls it.
 //!
-//! Dependencies point one way: `cli` → `node` → `transport`, `chain`; `chain`
+//! Dependencies point one way: `cli` → `serve`, `node` → `transport`, `chain`; `chain`
 //! depends on nothing else in this crate.
 
 pub mod bench;
 pub mod chain;
 pub mod cli;
 pub mod node;
+pub mod serve;
 pub mod transport;

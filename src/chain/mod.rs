@@ -5,6 +5,8 @@
 //! - [`hash`]: the `BlockHash`, `TxId` and `MerkleRoot` newtypes.
 //! - [`block`]: reading blocks off the parsed JSON (internal).
 //! - [`merkle`]: the v2 transaction Merkle tree.
+//! - [`proof`]: Merkle inclusion proofs a client can check alone.
+//! - [`contents`]: a block's transactions with their ids, read for the index.
 //! - [`rules`]: the `seed` and `v2` rule sets and the precise rejection reasons.
 //! - [`origins`]: the compact set of transaction origins already on the chain.
 //! - [`claims`]: which content the chain holds for an origin (forged claims must not
@@ -20,6 +22,7 @@ pub mod accounts;
 pub(crate) mod block;
 pub mod canonical;
 pub mod claims;
+pub mod contents;
 pub mod hash;
 pub mod intake;
 pub mod merkle;
@@ -27,6 +30,7 @@ pub mod origins;
 pub mod pow;
 pub(crate) mod pyrepr;
 mod pyrepr_table;
+pub mod proof;
 pub mod replay;
 pub mod rules;
 pub mod template;

@@ -11,7 +11,9 @@ pub mod chain;
 pub mod connect;
 pub mod keys;
 pub mod node;
+pub mod proof;
 pub mod send;
+pub mod serve;
 pub mod topics;
 pub mod verify;
 pub mod watch;
@@ -44,6 +46,10 @@ pub enum Command {
     Keys(keys::KeysArgs),
     /// An account's balance and next nonce as of the chain's tip (accounts chains).
     Balance(balance::BalanceArgs),
+    /// Serve the indexed HTTP API, live events, metrics and the explorer page.
+    Serve(serve::ServeArgs),
+    /// Check Merkle inclusion proofs offline.
+    Proof(proof::ProofArgs),
 }
 
 /// Entry point used by the binary.
@@ -60,6 +66,8 @@ pub fn main() -> ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::Keys(args) => keys::run(args),
         Command::Balance(args) => balance::run(args),
+        Command::Serve(args) => serve::run(args),
+        Command::Proof(args) => proof::run(args),
     };
     match result {
         Ok(code) => code,

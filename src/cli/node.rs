@@ -62,6 +62,9 @@ pub struct NodeArgs {
     /// Mining threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9464).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// Parses `1s`, `250ms`, `2m` or a bare number of seconds.
@@ -134,6 +137,19 @@ pub fn run(args: &NodeArgs) -> anyhow::Result<ExitCode> {
     config.progress = std::io::stderr().is_terminal();
 
     let shutdown = Shutdown::on_signals().context("installing the Ctrl-C/SIGTERM handler")?;
+    if let Some(addr) = args.metrics {
+        let metrics = std::sync::Arc::new(crate::node::metrics::NodeMetrics::new());
+        let (bound, _) = crate::node::metrics::serve(
+            addr,
+            std::sync::Arc::clone(&metrics),
+            &config.kafka,
+            &config.topics.transactions,
+            &shutdown,
+        )
+        .with_context(|| format!("serving metrics on {addr}"))?;
+        tracing::info!("metrics on http://{bound}/metrics");
+        config.metrics = Some(metrics);
+    }
     let node = Node::start(config, &shutdown)
         .with_context(|| format!("starting node against {}", args.connect.brokers))?;
     let summary = node.run(&shutdown).context("running node")?;

@@ -7,6 +7,7 @@
 //! - [`keyfile`]: ed25519 key files (the node's own key, `kafkachain keys`).
 //! - [`miner`]: proof of work on its own thread, cancelled when the tip moves.
 //! - [`identity`]: the node id kept in the data directory.
+//! - [`metrics`]: Prometheus metrics, updated from a few hooks in the loop.
 //! - [`shutdown`]: the stop flag shared by every thread.
 //! - [`Node`] (here): the event loop that ties them to the transport.
 //!
@@ -23,6 +24,7 @@ pub mod accounts_pool;
 pub mod budget;
 pub mod identity;
 pub mod keyfile;
+pub mod metrics;
 pub mod miner;
 pub mod pool;
 pub mod shutdown;

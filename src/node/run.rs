@@ -74,6 +74,8 @@ pub struct NodeConfig {
     pub progress: bool,
     /// Starting balances of a new accounts chain.
     pub genesis_alloc: std::collections::BTreeMap<chain::accounts::Address, u64>,
+    /// Prometheus metrics to update (`--metrics`).
+    pub metrics: Option<Arc<super::metrics::NodeMetrics>>,
 }
 
 impl NodeConfig {
@@ -94,6 +96,7 @@ impl NodeConfig {
             mining_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             progress: false,
             genesis_alloc: Default::default(),
+            metrics: None,
         }
     }
 }
@@ -561,6 +564,9 @@ impl Node {
             self.maybe_mine();
             self.maybe_commit();
             self.maybe_report_status();
+            if let Some(m) = &self.config.metrics {
+                m.set_pending(self.pool.len());
+            }
         }
         Ok(())
     }
@@ -651,6 +657,9 @@ impl Node {
         if ours && live {
             self.summary.blocks_won += 1;
         }
+        if let Some(m) = &self.config.metrics {
+            m.on_block(self.chain.height(), &block.origins, ours && live);
+        }
         if live {
             let hash = block.hash.to_string();
             info!(
@@ -693,6 +702,9 @@ impl Node {
     }
 
     fn on_discarded(&mut self, discarded: Discarded, offset: i64) {
+        if let Some(m) = &self.config.metrics {
+            m.on_discarded(discarded.is_stale());
+        }
         if discarded.is_stale() {
             self.summary.stale_discarded += 1;
             debug!(offset, reason = %discarded.reason, "discarded stale block (lost a race)");
@@ -710,6 +722,9 @@ impl Node {
                 payload,
             } => {
                 let origin = Origin { partition, offset };
+                if let Some(m) = &self.config.metrics {
+                    m.on_intake(origin);
+                }
                 if let Some(accounts) = &mut self.accounts {
                     // Accounts chains: signed transfers only (accounts_pool.rs).
                     match accounts.offer(&self.chain, &mut self.pool, origin, &payload) {
@@ -932,6 +947,9 @@ impl Node {
         let Some(mined) = result.mined else {
             return Ok(());
         };
+        if let Some(m) = &self.config.metrics {
+            m.on_mined(mined.hashes, result.elapsed);
+        }
         let block = template.seal(mined.nonce);
         let (id, txs) = (*id, *txs);
         if let Err(err) = self.publisher.send(id, Some(CHAIN_PARTITION), &block) {

@@ -6,6 +6,7 @@
 //! - [`intake`]: consuming transactions, from one partition or as a consumer-group member.
 //! - [`publish`]: idempotent, `acks=all` producers for blocks and transactions.
 //! - [`budget`]: byte budgets for the queues between reader threads and the node.
+//! - [`submit`]: one awaitable transaction send (for the HTTP API).
 //!
 //! Nothing here knows the chain rules; records leave this module as bytes with their
 //! partition and offset.
@@ -15,6 +16,7 @@ pub mod chain_log;
 pub mod config;
 pub mod intake;
 pub mod publish;
+pub mod submit;
 pub mod topics;
 
 pub use config::KafkaConfig;
