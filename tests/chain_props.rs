@@ -660,3 +660,43 @@ fn v2_duplicate_origin_and_stale_are_classified() {
     assert_eq!(discards.len(), 1);
     assert!(discards[0].1.is_stale(), "{}", discards[0].1);
 }
+
+/// Escaped spellings decode as Python decodes them (the tutorial accepts any spelling):
+/// origin keys written with `\u` escapes still name the origin, and a miner whose name
+/// has code points at the UTF-8 length boundaries (U+0080, U+07FF, U+0800) is reported
+/// as such. Both were mutants that survived the suite (`key_is`, `decode_string`).
+#[test]
+fn escaped_keys_and_names_decode_like_python() {
+    let chain = seed_chain();
+    let mut state = ChainState::new();
+    state.apply(&chain[0]).unwrap();
+    let text = String::from_utf8(chain[1].clone()).unwrap();
+    let respelled = text
+        .replace("\"partition\"", "\"\\u0070artition\"")
+        .replace("\"offset\"", "\"o\\u0066fset\"");
+    assert_ne!(respelled, text);
+    let mut clean = ChainState::new();
+    clean.apply(&chain[0]).unwrap();
+    let want = clean.apply(&chain[1]).unwrap();
+    let got = state
+        .apply(respelled.as_bytes())
+        .expect("the re-spelled block");
+    assert_eq!(got.origins, want.origins);
+    assert_eq!(got.origins.len(), 3);
+
+    let tip = state.tip().unwrap().clone();
+    let name = "x\u{80}y\u{7f}\u{7ff}\u{800}";
+    let t = BlockTemplate::new(
+        &tip,
+        Rules::Seed,
+        tip.timestamp + 1.0,
+        &[Transaction::reward(name, &Number::from(1))],
+    );
+    let m = Miner::new(1)
+        .mine(&t.work(), &AtomicBool::new(false))
+        .unwrap();
+    let a = state
+        .apply(&t.seal(m.nonce))
+        .expect("block with an escaped miner name");
+    assert_eq!(a.miner.as_deref(), Some(name));
+}
