@@ -660,3 +660,118 @@ fn v2_duplicate_origin_and_stale_are_classified() {
     assert_eq!(discards.len(), 1);
     assert!(discards[0].1.is_stale(), "{}", discards[0].1);
 }
+
+/// Escaped spellings decode as Python decodes them (the tutorial accepts any spelling):
+/// origin keys written with `\u` escapes still name the origin, and a miner whose name
+/// has code points at the UTF-8 length boundaries (U+0080, U+07FF, U+0800) is reported
+/// as such. Both were mutants that survived the suite (`key_is`, `decode_string`).
+#[test]
+fn escaped_keys_and_names_decode_like_python() {
+    let chain = seed_chain();
+    let mut state = ChainState::new();
+    state.apply(&chain[0]).unwrap();
+    let text = String::from_utf8(chain[1].clone()).unwrap();
+    let respelled = text
+        .replace("\"partition\"", "\"\\u0070artition\"")
+        .replace("\"offset\"", "\"o\\u0066fset\"");
+    assert_ne!(respelled, text);
+    let mut clean = ChainState::new();
+    clean.apply(&chain[0]).unwrap();
+    let want = clean.apply(&chain[1]).unwrap();
+    let got = state
+        .apply(respelled.as_bytes())
+        .expect("the re-spelled block");
+    assert_eq!(got.origins, want.origins);
+    assert_eq!(got.origins.len(), 3);
+
+    let tip = state.tip().unwrap().clone();
+    let name = "x\u{80}y\u{7f}\u{7ff}\u{800}";
+    let t = BlockTemplate::new(
+        &tip,
+        Rules::Seed,
+        tip.timestamp + 1.0,
+        &[Transaction::reward(name, &Number::from(1))],
+    );
+    let m = Miner::new(1)
+        .mine(&t.work(), &AtomicBool::new(false))
+        .unwrap();
+    let a = state
+        .apply(&t.seal(m.nonce))
+        .expect("block with an escaped miner name");
+    assert_eq!(a.miner.as_deref(), Some(name));
+}
+
+/// A mined v2 block on `state`'s tip carrying exactly these transaction values.
+fn v2_block_with(state: &ChainState, txs: &[Value]) -> Vec<u8> {
+    use kafkachain::chain::merkle::{merkle_root, tx_id};
+    use kafkachain::chain::pow::Work;
+    let tip = state.tip().unwrap();
+    let ids: Vec<_> = txs
+        .iter()
+        .map(|t| tx_id(&to_canonical(t.to_string().as_bytes()).unwrap()))
+        .collect();
+    let root = merkle_root(&ids);
+    let (index, ts) = (tip.index + 1, tip.timestamp + 1.0);
+    let work = Work::v2(&v2_header(index, &tip.hash, ts, &root, 0), DIFFICULTY);
+    let nonce = Miner::new(1)
+        .mine(&work, &AtomicBool::new(false))
+        .unwrap()
+        .nonce;
+    let block = serde_json::json!({"index": index, "merkle_root": root.to_hex(),
+        "previous_hash": tip.hash.to_hex(), "proof": nonce, "timestamp": ts, "transactions": txs});
+    to_canonical(block.to_string().as_bytes()).unwrap()
+}
+
+/// An origin is all or nothing under v2 (a transaction with half an origin could never
+/// be deduplicated), while the tutorial's rules ignore origins altogether. A mutant that
+/// swapped the two survived the suite (`tx_origin`).
+#[test]
+fn a_partial_origin_is_refused_under_v2_and_ignored_under_seed() {
+    let reward = serde_json::json!({"amount": 1, "recipient": "n", "sender": "0"});
+    let tx = |origin: Value| serde_json::json!({"amount": 1, "origin": origin, "recipient": "b", "sender": "a"});
+    let mut state = ChainState::new();
+    for r in v2_chain() {
+        state.apply(r).unwrap();
+    }
+    let partial = v2_block_with(
+        &state,
+        &[tx(serde_json::json!({"partition": 0})), reward.clone()],
+    );
+    let refused = state.apply(&partial).map(|a| a.index);
+    assert!(
+        matches!(&refused, Err(d) if !d.is_stale()),
+        "a v2 block with a partial origin: {refused:?}"
+    );
+    let whole = serde_json::json!({"offset": 999_999, "partition": 0});
+    let fine = v2_block_with(&state, &[tx(whole), reward.clone()]);
+    assert!(
+        state.apply(&fine).is_ok(),
+        "the same block with a whole origin"
+    );
+
+    let mut seed = ChainState::new();
+    for r in seed_chain() {
+        seed.apply(r).unwrap();
+    }
+    let tip = seed.tip().unwrap().clone();
+    let nonce = Miner::new(1)
+        .mine(
+            &kafkachain::chain::pow::Work::seed(tip.proof_str().as_bytes()),
+            &AtomicBool::new(false),
+        )
+        .unwrap()
+        .nonce;
+    let block = serde_json::json!({"index": tip.index + 1, "previous_hash": tip.hash.to_hex(),
+        "proof": nonce, "timestamp": tip.timestamp + 1.0,
+        "transactions": [tx(serde_json::json!({"partition": 0})), reward]});
+    let accepted = seed.apply(block.to_string().as_bytes()).map(|a| a.index);
+    assert_eq!(accepted, Ok(tip.index + 1), "the tutorial ignores origins");
+}
+
+/// Python's limit of 4300 digits counts an integer's own digits, not its position in
+/// the document (a mutant that counted the position survived the suite).
+#[test]
+fn an_integer_deep_into_a_document_is_not_too_long() {
+    let doc = format!("[\"{}\", 12345]", "x".repeat(5000));
+    assert_eq!(to_canonical(doc.as_bytes()).unwrap(), doc.as_bytes());
+}
