@@ -74,10 +74,13 @@ fn topics_create_from_bare_names_keeps_the_chain_forever() {
     assert_eq!(partitions(&tx), 3, "the transactions topic");
     assert_eq!(partitions(&chain), 1, "the chain topic");
     let chain_configs = configs(&chain);
+    // Tansu 0.6.0 reports every topic config as a default (no source), so only Apache
+    // Kafka can show that the value was set on the topic rather than inherited.
+    let reports_source = support::engine() == support::Engine::Kafka;
     for key in ["retention.ms", "retention.bytes"] {
         assert_eq!(
             chain_configs.get(key).cloned(),
-            Some((Some("-1".to_string()), true)),
+            Some((Some("-1".to_string()), reports_source)),
             "{key} of the chain topic {chain}: (value, set on the topic) (all configs: {chain_configs:?})"
         );
     }
@@ -87,6 +90,6 @@ fn topics_create_from_bare_names_keeps_the_chain_forever() {
     assert_eq!(partitions(&chain), 1);
     assert_eq!(
         configs(&chain).get("retention.ms").cloned(),
-        Some((Some("-1".to_string()), true))
+        Some((Some("-1".to_string()), reports_source))
     );
 }
