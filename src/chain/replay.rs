@@ -2,9 +2,12 @@
 //! appended to the chain or discarded with the rule it broke. Same records ⇒ same
 //! chain, on every node.
 //!
-//! Memory stays bounded however long the chain grows: we keep the tip, a small ring
-//! of recent blocks (enough to tell a block that merely lost a mining race — *stale* —
-//! from a bad one) and the origins already used, as per-partition ranges.
+//! Memory stays small however long the chain grows: we keep the tip, a small ring
+//! of recent blocks, the origins already used (as per-partition ranges) and, to tell
+//! a block that merely lost a mining race (*stale*) from a bad one however far back
+//! its parent is, 24 bytes per block on the chain ([`Ancestors`]: 128 bits of its
+//! hash and its index). Stale or invalid, a discarded record is discarded: the
+//! classification never changes which blocks are accepted.
 //!
 //! Invariants (issue 12):
 //! - Acceptance depends on the records alone, never on a node's state: claim
@@ -18,7 +21,7 @@
 //! - Per origin O(log r) work in any order (r: ranges in the origin set), and
 //!   O(n log n) per v2 block for its duplicate check.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 
 use sha2::{Digest, Sha256};
@@ -118,6 +121,8 @@ pub struct ChainState {
     height: u64,
     /// Recent blocks before the tip, oldest first.
     recent: VecDeque<Tip>,
+    /// Every block on the chain, to classify a block built on an old one as stale.
+    ancestors: Ancestors,
     origins: OriginSet,
     /// Content of recent claims, for intake decisions (node only; see `claims`).
     claims: Option<ClaimTracker>,
@@ -129,6 +134,36 @@ pub struct ChainState {
     leaves: Vec<[u8; 32]>,
     /// Scratch for content digests.
     content: (Vec<u8>, Vec<(u32, u32)>),
+}
+
+/// The blocks on the chain by hash: the first 8 bytes of the hash as the key, the
+/// next 8 and the block's index as the value (128 bits compared: a record cannot
+/// name a chain block's prefix and pass for its child by accident).
+#[derive(Debug, Default)]
+struct Ancestors(HashMap<u64, (u64, u64)>);
+
+impl Ancestors {
+    fn split(hash: &BlockHash) -> (u64, u64) {
+        let mut a = [0u8; 8];
+        let mut b = [0u8; 8];
+        a.copy_from_slice(&hash.0[..8]);
+        b.copy_from_slice(&hash.0[8..16]);
+        (u64::from_le_bytes(a), u64::from_le_bytes(b))
+    }
+
+    fn insert(&mut self, hash: &BlockHash, index: u64) {
+        let (key, check) = Self::split(hash);
+        self.0.insert(key, (check, index));
+    }
+
+    /// The index of the chain block with this hash, if there is one.
+    fn index_of(&self, hash: &BlockHash) -> Option<u64> {
+        let (key, check) = Self::split(hash);
+        self.0
+            .get(&key)
+            .filter(|(c, _)| *c == check)
+            .map(|(_, index)| *index)
+    }
 }
 
 /// A v2 block's checked content.
@@ -402,6 +437,17 @@ impl ChainState {
                         tip_index: tip.index,
                     });
                 }
+            } else if let Some((parent, parent_index)) = named
+                .map(BlockHash)
+                .and_then(|h| self.ancestors.index_of(&h).map(|i| (h, i)))
+            {
+                // Built on a block older than the ring: a race lost long ago (its
+                // parent's proof is no longer at hand to check, and need not be).
+                return Err(RuleError::Stale {
+                    parent,
+                    parent_index,
+                    tip_index: tip.index,
+                });
             }
             return Err(RuleError::BadLink {
                 expected: tip.hash,
@@ -483,6 +529,14 @@ impl ChainState {
                     return Err(RuleError::Stale {
                         parent: parent.hash,
                         parent_index: parent.index,
+                        tip_index: tip.index,
+                    });
+                }
+            } else if let Some(parent_index) = self.ancestors.index_of(&b.previous) {
+                if pow_ok && parent_index.checked_add(1) == Some(b.index) {
+                    return Err(RuleError::Stale {
+                        parent: b.previous,
+                        parent_index,
                         tip_index: tip.index,
                     });
                 }
@@ -571,6 +625,7 @@ impl ChainState {
             proof,
             next_index,
         };
+        self.ancestors.insert(&hash, index);
         if let Some(old) = self.tip.replace(new_tip) {
             self.recent.push_back(old);
         }
@@ -959,6 +1014,36 @@ mod tests {
         s.apply(&genesis(Rules::Seed, 1.0)).unwrap();
         assert_eq!(s.rules(), Some(Rules::Seed));
         assert_eq!(s.tip().unwrap().proof_str(), "100");
+    }
+
+    /// Issue 11 item 5: an honest block built on a block far older than the ring of
+    /// recent blocks lost a race: stale, not invalid. One that links to nothing on the
+    /// chain is still a bad link.
+    #[test]
+    fn a_race_lost_long_ago_is_stale_not_invalid() {
+        let mut s = v2_state();
+        let mut old_tips = Vec::new();
+        for i in 0..(RECENT as u32 * 3) {
+            old_tips.push(s.tip().unwrap().clone());
+            let b = mined(s.tip().unwrap(), 11.0 + f64::from(i), &[]);
+            s.apply(&b).unwrap();
+        }
+        let far_back = &old_tips[2];
+        let late = mined(far_back, far_back.timestamp + 0.5, &[]);
+        let d = s.apply(&late).unwrap_err();
+        assert!(d.is_stale(), "{}", d.reason);
+        assert!(
+            matches!(d.reason, RuleError::Stale { parent_index, .. } if parent_index == far_back.index),
+            "{}",
+            d.reason
+        );
+        let mut nowhere = far_back.clone();
+        nowhere.hash = BlockHash([7; 32]);
+        let orphan = mined(&nowhere, far_back.timestamp + 0.5, &[]);
+        assert!(matches!(
+            s.apply(&orphan).unwrap_err().reason,
+            RuleError::BadLink { .. }
+        ));
     }
 
     #[test]
