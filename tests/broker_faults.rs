@@ -208,13 +208,26 @@ fn replay(ledger: &Ledger) -> ChainView {
 /// 3 brokers) has 3 replicas per partition and `min.insync.replicas=2`.
 fn assert_replicated(ledger: &Ledger, topic: &str) {
     let probe: BaseConsumer = ledger.kafka().client(&[]).create().expect("client");
-    let md = probe
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .expect("metadata");
-    let partitions = md.topics().first().expect("the topic").partitions();
-    assert!(!partitions.is_empty(), "{topic} has partitions");
-    for p in partitions {
-        assert_eq!(p.replicas().len(), 3, "{topic}[{}] replicas", p.id());
+    // A broker that has not yet caught up with the controller answers with no
+    // partitions for a topic created a moment ago: ask again until one knows it.
+    let replicas: Vec<(i32, usize)> = support::wait_until(
+        Duration::from_secs(60),
+        &format!("metadata of {topic} with its partitions"),
+        || {
+            let md = probe
+                .fetch_metadata(Some(topic), Duration::from_secs(10))
+                .ok()?;
+            let partitions = md.topics().first()?.partitions();
+            (!partitions.is_empty()).then(|| {
+                partitions
+                    .iter()
+                    .map(|p| (p.id(), p.replicas().len()))
+                    .collect()
+            })
+        },
+    );
+    for (id, count) in replicas {
+        assert_eq!(count, 3, "{topic}[{id}] replicas");
     }
     let admin: AdminClient<DefaultClientContext> =
         ledger.kafka().client(&[]).create().expect("admin");
