@@ -81,6 +81,15 @@ pub fn group_committed(
         .kafka(format!(
             "creating consumer for `{topic}` in group `{group}`"
         ))?;
+    read_committed(&consumer, topic, partitions)
+}
+
+/// The group's committed offset of each of `partitions` (None where nothing is committed).
+fn read_committed<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    partitions: &[i32],
+) -> Result<Vec<(i32, Option<i64>)>, TransportError> {
     let mut list = TopicPartitionList::new();
     for &p in partitions {
         list.add_partition(topic, p);
@@ -371,22 +380,7 @@ impl Intake {
 
     /// Offsets committed by the group for `partitions` (None where nothing is committed).
     pub fn committed(&self, partitions: &[i32]) -> Result<Vec<(i32, Option<i64>)>, TransportError> {
-        let mut list = TopicPartitionList::new();
-        for &p in partitions {
-            list.add_partition(&self.shared.topic, p);
-        }
-        let committed = self
-            .consumer
-            .committed_offsets(list, super::BROKER_TIMEOUT)
-            .kafka("reading committed offsets")?;
-        Ok(committed
-            .elements()
-            .iter()
-            .map(|e| match e.offset() {
-                Offset::Offset(o) => (e.partition(), Some(o)),
-                _ => (e.partition(), None),
-            })
-            .collect())
+        read_committed(&self.consumer, &self.shared.topic, partitions)
     }
 
     /// Stops polling and leaves the group (so the group rebalances at once rather than
