@@ -103,19 +103,23 @@ kc_port_busy() {
 
 # Succeeds when the broker at $1 answers a metadata request within $2 seconds.
 # A bare TCP connect is not enough: Tansu accepts connections before its
-# storage is ready.
+# storage is ready. $3: optional file of librdkafka settings (key=value lines,
+# e.g. the credentials of a secured cluster).
 kc_probe() {
-    kc_probe_brokers "$1" 1 "${2:-3}"
+    kc_probe_brokers "$1" 1 "${2:-3}" "${3:-}"
 }
 
 # Succeeds when the cluster at $1 answers a metadata request that lists at least
-# $2 brokers, within $3 seconds.
+# $2 brokers, within $3 seconds ($4: optional settings file, as for kc_probe).
 kc_probe_brokers() {
-    "$KC_PYTHON" - "$1" "$2" "${3:-3}" <<'EOF' >/dev/null 2>&1
+    "$KC_PYTHON" - "$1" "$2" "${3:-3}" "${4:-}" <<'EOF' >/dev/null 2>&1
 import sys
 from confluent_kafka.admin import AdminClient
-brokers, want, timeout = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-md = AdminClient({"bootstrap.servers": brokers, "log_level": 0}).list_topics(timeout=timeout)
+brokers, want, timeout, conf = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+settings = {"bootstrap.servers": brokers, "log_level": 0}
+if conf:
+    settings.update(l.split("=", 1) for l in open(conf).read().splitlines() if "=" in l)
+md = AdminClient(settings).list_topics(timeout=timeout)
 sys.exit(0 if len(md.brokers) >= want else 1)
 EOF
 }

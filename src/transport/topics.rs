@@ -210,6 +210,17 @@ fn create_if_missing(
         match result {
             Ok(_) => tracing::info!(topic = name, partitions, replication, "created topic"),
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            // A secured cluster lets only operators create topics (Kafka checks the
+            // Create ACL before existence): a principal that may use an existing topic
+            // goes on; one that finds no topic says who must create it.
+            Err((_, RDKafkaErrorCode::TopicAuthorizationFailed)) if topic_exists(probe, name)? => {}
+            Err((_, RDKafkaErrorCode::TopicAuthorizationFailed)) => {
+                return Err(TransportError::Other(format!(
+                    "topic `{name}` does not exist (or this principal may not see it) and this \
+                     principal may not create it (TopicAuthorizationFailed): create it with an \
+                     operator's credentials, e.g. `kafkachain topics create -X sasl.username=...`"
+                )))
+            }
             Err((_, code)) => {
                 return Err(TransportError::Other(format!(
                     "creating topic `{name}` with {partitions} partition(s), \
@@ -244,6 +255,17 @@ fn create_if_missing(
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Whether metadata lists topic `name` (without error) for this principal.
+fn topic_exists(probe: &BaseConsumer, name: &str) -> Result<bool, TransportError> {
+    let metadata = probe
+        .fetch_metadata(Some(name), BROKER_TIMEOUT)
+        .kafka(format!("reading metadata of topic `{name}`"))?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .any(|t| t.name() == name && t.error().is_none()))
 }
 
 /// A topic's `max.message.bytes` as the broker reports it (None if it does not).

@@ -1,0 +1,636 @@
+//! Who may write: a secured Apache Kafka (`scripts/broker start --secure`: SASL/SCRAM
+//! over TLS, the StandardAuthorizer, and ACLs by principal) against the real
+//! `kafkachain` commands, with credentials passed through `-X`.
+//!
+//! - miners (`miner-1`, `miner-2`) run nodes in a consumer group and write the chain;
+//!   a client sends transactions; a reader replays, prints and lists;
+//! - a client without credentials, or with a wrong password, is refused;
+//! - the broker itself refuses a block written by the client or the reader principal
+//!   (`TOPIC_AUTHORIZATION_FAILED`), so nothing reaches the chain topic for replay to
+//!   judge, while a miner may write the same record;
+//! - a reader can read but not write either topic.
+//!
+//! The secured broker is this test process's own (one JVM for all tests here, on free
+//! ports, stopped by its watcher when the process exits). Tansu 0.6.0 has no TLS,
+//! SASL or ACLs: the tests skip themselves there.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use kafkachain::chain::template::genesis;
+use kafkachain::chain::Rules;
+use kafkachain::transport::{topics, KafkaConfig, TopicNames};
+use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use support::Engine;
+
+const SKIP_REASON: &str = "SASL/SCRAM, TLS and ACLs: Tansu 0.6.0 has none of them";
+
+/// The secured broker of this test process.
+struct SecureBroker {
+    addr: String,
+    dir: PathBuf,
+}
+
+fn secure_broker() -> &'static SecureBroker {
+    static BROKER: OnceLock<Result<SecureBroker, String>> = OnceLock::new();
+    match BROKER.get_or_init(start_secure_broker) {
+        Ok(broker) => broker,
+        Err(err) => panic!("{err}"),
+    }
+}
+
+/// `scripts/broker start --engine kafka --secure` on free ports in a temporary data
+/// dir (named like the harness's, so a leftover of a killed process is removed by the
+/// next one); `--owner-pid` stops it when this process exits, however it exits.
+fn start_secure_broker() -> Result<SecureBroker, String> {
+    let mut last_err = String::new();
+    for _ in 0..2 {
+        let dir = std::env::temp_dir().join(format!(
+            "kafkachain-kafka-{}-secure-{:08x}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        let port = free_port_pair()?;
+        let out = Command::new(support::repo_root().join("scripts/broker"))
+            .args(["start", "--engine", "kafka", "--secure", "--port"])
+            .arg(port.to_string())
+            .arg("--data-dir")
+            .arg(&dir)
+            .arg("--owner-pid")
+            .arg(std::process::id().to_string())
+            .env("KAFKACHAIN_PYTHON", support::python())
+            .env(
+                "KAFKACHAIN_BROKER_TIMEOUT",
+                std::env::var("KAFKACHAIN_BROKER_TIMEOUT").unwrap_or_else(|_| "300".into()),
+            )
+            .env_remove("KAFKACHAIN_ENGINE")
+            .env_remove("KAFKACHAIN_BROKER_OWNER_PID")
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("running scripts/broker: {e}"))?;
+        let stdout = text(&out.stdout);
+        if out.status.success() {
+            let addr = stdout.lines().last().unwrap_or_default().trim().to_string();
+            return Ok(SecureBroker { addr, dir });
+        }
+        last_err = format!(
+            "scripts/broker start --secure failed ({}):\n{stdout}{}",
+            out.status,
+            text(&out.stderr)
+        );
+        let _ = Command::new(support::repo_root().join("scripts/broker"))
+            .arg("stop")
+            .arg("--data-dir")
+            .arg(&dir)
+            .output();
+    }
+    Err(last_err)
+}
+
+/// A port P with P and P+1 free a moment ago (client and controller listener).
+fn free_port_pair() -> Result<u16, String> {
+    for _ in 0..100 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .map_err(|e| format!("finding a free port: {e}"))?;
+        if port < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err("no two adjacent free ports on 127.0.0.1".into())
+}
+
+impl SecureBroker {
+    /// The librdkafka settings of `user` as the script wrote them (key=value lines).
+    fn settings(&self, user: &str) -> Vec<String> {
+        let path = self.dir.join(format!("secure/{user}.conf"));
+        let conf = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+        conf.lines()
+            .filter(|l| l.contains('='))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// `-X key=value` arguments for `user`.
+    fn x_args(&self, user: &str) -> Vec<String> {
+        self.settings(user)
+            .into_iter()
+            .flat_map(|kv| ["-X".to_string(), kv])
+            .collect()
+    }
+
+    fn kafka(&self, user: &str) -> KafkaConfig {
+        KafkaConfig::new(&self.addr)
+            .with_settings(self.settings(user))
+            .expect("settings")
+    }
+
+    fn ca(&self) -> PathBuf {
+        self.dir.join("secure/ca.crt")
+    }
+}
+
+/// Topics named under the ACLs' prefixes (`transactions`, `blockchain`), created by
+/// the admin (no other principal may create topics).
+fn ledger(broker: &SecureBroker, name: &str) -> TopicNames {
+    let names = TopicNames {
+        transactions: support::unique_topic(&format!("transactions-{name}")),
+        chain: support::unique_topic(&format!("blockchain-{name}")),
+        tx_partitions: 2,
+    };
+    let out = kafkachain(
+        broker,
+        "admin",
+        &names,
+        &["topics", "create"],
+        &[],
+        Duration::from_secs(120),
+    );
+    assert!(
+        out.status.success(),
+        "topics create as admin: {}",
+        report(&out)
+    );
+    names
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn report(out: &Output) -> String {
+    format!(
+        "{}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    )
+}
+
+/// Connection flags for a command against `names` on the secured broker.
+fn connect(broker: &SecureBroker, names: &TopicNames) -> Vec<String> {
+    vec![
+        "--brokers".into(),
+        broker.addr.clone(),
+        "--tx-topic".into(),
+        names.transactions.clone(),
+        "--chain-topic".into(),
+        names.chain.clone(),
+    ]
+}
+
+/// Runs `kafkachain COMMAND <connect flags> <user's -X> EXTRA` (user "" = no
+/// credentials) and waits at most `limit`.
+fn kafkachain(
+    broker: &SecureBroker,
+    user: &str,
+    names: &TopicNames,
+    command: &[&str],
+    extra: &[&str],
+    limit: Duration,
+) -> Output {
+    let mut args: Vec<String> = command.iter().map(|s| s.to_string()).collect();
+    args.extend(connect(broker, names));
+    if !user.is_empty() {
+        args.extend(broker.x_args(user));
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    run(&args, limit)
+}
+
+fn run(args: &[String], limit: Duration) -> Output {
+    let child = Command::new(env!("CARGO_BIN_EXE_kafkachain"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running kafkachain");
+    wait_output(child, limit, &args.join(" "))
+}
+
+/// The output of `child`, killed (and the test failed) if it runs longer than `limit`.
+fn wait_output(mut child: Child, limit: Duration, what: &str) -> Output {
+    let deadline = Instant::now() + limit;
+    loop {
+        match child.try_wait().expect("waiting for kafkachain") {
+            Some(_) => return child.wait_with_output().expect("collecting output"),
+            None if Instant::now() > deadline => {
+                let _ = child.kill();
+                let out = child.wait_with_output().expect("collecting output");
+                panic!(
+                    "kafkachain {what} still running after {limit:?}: {}",
+                    report(&out)
+                );
+            }
+            None => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+/// A `kafkachain node` as `user`, logging to a file; SIGTERM and reaped on drop.
+struct Node {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Node {
+    fn start(
+        broker: &SecureBroker,
+        user: &str,
+        names: &TopicNames,
+        group: &str,
+        dir: &Path,
+    ) -> Node {
+        let log = dir.join(format!("{user}.log"));
+        let file = std::fs::File::create(&log).expect("node log");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_kafkachain"));
+        command
+            .arg("node")
+            .args(connect(broker, names))
+            .args(broker.x_args(user))
+            .args(["--id", user, "--group", group, "--threads", "1"])
+            .args(["--difficulty", "8", "--block-size", "5"])
+            .args(["--block-timeout", "100ms"])
+            .arg("--data-dir")
+            .arg(dir.join(user))
+            .env("RUST_LOG", "warn,kafkachain=info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(file);
+        // If this test process dies, its nodes die with it.
+        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let node = Node {
+            child: command.spawn().expect("starting kafkachain node"),
+            log,
+        };
+        support::wait_until(
+            Duration::from_secs(120),
+            &format!("node {user} to start"),
+            || node.running_or_panic(),
+        );
+        node
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn running_or_panic(&self) -> Option<()> {
+        let log = self.log();
+        if log.contains("node running") {
+            return Some(());
+        }
+        let pid = self.child.id();
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            panic!("node exited during start-up:\n{log}");
+        }
+        None
+    }
+
+    /// SIGTERM, then the exit status and the log.
+    fn stop(mut self) -> (std::process::ExitStatus, String) {
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("waiting for node") {
+                return (status, self.log());
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("node ignored SIGTERM for 60 s:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Writes one record with `user`'s credentials (acks=all; `idempotent` as the node's
+/// producer is); the broker's answer. A principal with no Write on any topic gets no
+/// producer id, so an idempotent producer fails before it sends anything: refusals of
+/// such principals are checked without idempotence, where the broker answers the
+/// produce request itself.
+fn produce_as(
+    broker: &SecureBroker,
+    user: &str,
+    topic: &str,
+    payload: &[u8],
+    idempotent: bool,
+) -> Result<(i32, i64), KafkaError> {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &broker.addr)
+        .set("enable.idempotence", idempotent.to_string())
+        .set("acks", "all")
+        .set("message.timeout.ms", "30000")
+        .set("log_level", "0");
+    for kv in broker.settings(user) {
+        let (k, v) = kv.split_once('=').expect("key=value");
+        config.set(k, v);
+    }
+    let producer: FutureProducer = config.create().expect("producer");
+    let record = FutureRecord::<(), [u8]>::to(topic).payload(payload);
+    futures_executor::block_on(producer.send(record, Duration::from_secs(30)))
+        .map_err(|(err, _)| err)
+}
+
+/// End offsets of `topic`'s partitions, read by the admin.
+fn end_offsets(broker: &SecureBroker, topic: &str) -> Vec<i64> {
+    let info = topics::describe_topic(&broker.kafka("admin"), topic).expect("describing topic");
+    info.partitions.iter().map(|p| p.high).collect()
+}
+
+fn is_authorization_failure(err: &KafkaError) -> bool {
+    err.rdkafka_error_code() == Some(RDKafkaErrorCode::TopicAuthorizationFailed)
+}
+
+#[test]
+fn miners_clients_and_readers_work_with_credentials_through_x() {
+    if support::skip_unless(Engine::Kafka, SKIP_REASON) {
+        return;
+    }
+    let broker = secure_broker();
+    let names = ledger(broker, "works");
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Two miner principals in one consumer group: one transactions partition each.
+    let group = support::unique_topic("kafkachain-secure");
+    let miner1 = Node::start(broker, "miner-1", &names, &group, dir.path());
+    let miner2 = Node::start(broker, "miner-2", &names, &group, dir.path());
+
+    let out = kafkachain(
+        broker,
+        "client",
+        &names,
+        &["send"],
+        &[
+            "--from", "alice", "--to", "bob", "--amount", "1", "--count", "20", "--rate", "200",
+        ],
+        Duration::from_secs(120),
+    );
+    assert!(out.status.success(), "send as client: {}", report(&out));
+
+    let out = kafkachain(
+        broker,
+        "reader",
+        &names,
+        &["watch"],
+        &["--until-txs", "20", "--timeout", "180"],
+        Duration::from_secs(240),
+    );
+    assert!(
+        out.status.success(),
+        "the 20 transactions on the chain (watch as reader): {}\nminer-1:\n{}\nminer-2:\n{}",
+        report(&out),
+        miner1.log(),
+        miner2.log()
+    );
+
+    let out = run(
+        &[
+            "verify".into(),
+            "--allow-stale".into(),
+            "--brokers".into(),
+            broker.addr.clone(),
+            "--chain-topic".into(),
+            names.chain.clone(),
+        ]
+        .into_iter()
+        .chain(broker.x_args("reader"))
+        .collect::<Vec<_>>(),
+        Duration::from_secs(120),
+    );
+    assert!(out.status.success(), "verify as reader: {}", report(&out));
+    assert!(text(&out.stdout).contains("height:"), "{}", report(&out));
+
+    let out = kafkachain(
+        broker,
+        "reader",
+        &names,
+        &["chain"],
+        &[],
+        Duration::from_secs(120),
+    );
+    assert!(out.status.success(), "chain as reader: {}", report(&out));
+    let blocks = text(&out.stdout);
+    assert!(
+        blocks.lines().count() >= 2 && blocks.contains("\"alice\""),
+        "the chain holds the genesis and the client's transactions: {blocks}"
+    );
+
+    let out = kafkachain(
+        broker,
+        "reader",
+        &names,
+        &["topics", "list"],
+        &[],
+        Duration::from_secs(120),
+    );
+    assert!(
+        out.status.success(),
+        "topics list as reader: {}",
+        report(&out)
+    );
+    assert!(text(&out.stdout).contains(&names.chain), "{}", report(&out));
+
+    // Both miner principals wrote blocks, and neither met a refusal.
+    for (name, node) in [("miner-1", miner1), ("miner-2", miner2)] {
+        let (status, log) = node.stop();
+        assert!(status.success(), "{name} exited with {status}:\n{log}");
+        assert!(
+            !log.to_lowercase().contains("authoriz"),
+            "{name} was refused something:\n{log}"
+        );
+    }
+}
+
+#[test]
+fn a_client_without_credentials_is_refused() {
+    if support::skip_unless(Engine::Kafka, SKIP_REASON) {
+        return;
+    }
+    let broker = secure_broker();
+    let names = ledger(broker, "anonymous");
+    let send: Vec<String> = ["--from", "mallory", "--to", "bob", "--amount", "1"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    // TLS and SCRAM, but a wrong password.
+    let ca = format!("ssl.ca.location={}", broker.ca().display());
+    let mut wrong: Vec<String> = Vec::new();
+    for kv in [
+        "security.protocol=SASL_SSL",
+        "sasl.mechanisms=SCRAM-SHA-512",
+        "sasl.username=client",
+        "sasl.password=not-the-password",
+        &ca,
+    ] {
+        wrong.extend(["-X".to_string(), kv.to_string()]);
+    }
+    let command = |name: &str, x: &[String], extra: &[String]| -> Vec<String> {
+        let mut args = vec![name.to_string()];
+        args.extend(connect(broker, &names));
+        args.extend(x.iter().cloned());
+        args.extend(extra.iter().cloned());
+        args
+    };
+    // Each waits for the client's metadata timeout: run them side by side.
+    let attempts = [
+        (
+            "send without credentials (plaintext to a TLS listener)",
+            command("send", &[], &send),
+        ),
+        ("send with a wrong password", command("send", &wrong, &send)),
+        ("chain with a wrong password", command("chain", &wrong, &[])),
+    ];
+    let outputs: Vec<(&str, Output)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = attempts
+            .iter()
+            .map(|(what, args)| scope.spawn(move || (*what, run(args, Duration::from_secs(180)))))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("attempt"))
+            .collect()
+    });
+    for (what, out) in &outputs {
+        assert!(!out.status.success(), "{what} must fail: {}", report(out));
+    }
+    // A client that polls its connection (the chain reader) also says why.
+    assert!(
+        text(&outputs[2].1.stderr).contains("Authentication failed"),
+        "the broker refused the password: {}",
+        report(&outputs[2].1)
+    );
+    assert_eq!(
+        end_offsets(broker, &names.transactions),
+        vec![0, 0],
+        "nothing reached the transactions topic"
+    );
+}
+
+#[test]
+fn the_broker_refuses_blocks_from_client_and_reader_principals() {
+    if support::skip_unless(Engine::Kafka, SKIP_REASON) {
+        return;
+    }
+    let broker = secure_broker();
+    let names = ledger(broker, "forge");
+    // A well-formed genesis block: whoever writes the chain's first record sets its rules.
+    let block = genesis(Rules::V2 { difficulty: 8 }, 1_700_000_000.0);
+
+    // The client writes the transactions topic, so it gets a producer id and its
+    // idempotent producer (the node's settings) reaches the chain partition's leader.
+    for (user, idempotent) in [("client", true), ("client", false), ("reader", false)] {
+        match produce_as(broker, user, &names.chain, &block, idempotent) {
+            Err(err) if is_authorization_failure(&err) => {}
+            other => panic!(
+                "{user} writing a block to the chain topic (idempotent: {idempotent}): \
+                 expected TopicAuthorizationFailed, got {other:?}"
+            ),
+        }
+    }
+    assert_eq!(
+        end_offsets(broker, &names.chain),
+        vec![0],
+        "the broker kept nothing for replay to judge"
+    );
+    // Miners may not submit transactions either: each role writes one topic.
+    match produce_as(
+        broker,
+        "miner-1",
+        &names.transactions,
+        br#"{"from": "miner", "to": "x", "amount": 1}"#,
+        true,
+    ) {
+        Err(err) if is_authorization_failure(&err) => {}
+        other => panic!(
+            "miner-1 writing a transaction: expected TopicAuthorizationFailed, got {other:?}"
+        ),
+    }
+    // The same record from a miner principal lands: the refusals were about who wrote.
+    let landed = produce_as(broker, "miner-1", &names.chain, &block, true);
+    assert_eq!(landed.ok(), Some((0, 0)), "miner-1 writes the chain");
+}
+
+#[test]
+fn a_reader_reads_but_cannot_write() {
+    if support::skip_unless(Engine::Kafka, SKIP_REASON) {
+        return;
+    }
+    let broker = secure_broker();
+    let names = ledger(broker, "reader");
+    let block = genesis(Rules::V2 { difficulty: 8 }, 1_700_000_000.0);
+    produce_as(broker, "miner-2", &names.chain, &block, true).expect("miner-2 writes the genesis");
+
+    let out = kafkachain(
+        broker,
+        "reader",
+        &names,
+        &["chain"],
+        &[],
+        Duration::from_secs(120),
+    );
+    assert!(out.status.success(), "chain as reader: {}", report(&out));
+    assert_eq!(
+        text(&out.stdout).trim().as_bytes(),
+        &block[..],
+        "{}",
+        report(&out)
+    );
+
+    let out = kafkachain(
+        broker,
+        "reader",
+        &names,
+        &["send"],
+        &["--from", "reader", "--to", "bob", "--amount", "1"],
+        Duration::from_secs(180),
+    );
+    assert!(!out.status.success(), "send as reader: {}", report(&out));
+    assert!(
+        text(&out.stderr).contains("TopicAuthorizationFailed")
+            || text(&out.stderr).contains("authorization failed"),
+        "the broker refused the write: {}",
+        report(&out)
+    );
+    assert_eq!(end_offsets(broker, &names.transactions), vec![0, 0]);
+
+    match produce_as(
+        broker,
+        "reader",
+        &names.transactions,
+        br#"{"from": "r"}"#,
+        false,
+    ) {
+        Err(err) if is_authorization_failure(&err) => {}
+        other => {
+            panic!("reader writing a transaction: expected TopicAuthorizationFailed, got {other:?}")
+        }
+    }
+}
