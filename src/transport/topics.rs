@@ -83,8 +83,7 @@ pub fn ensure_topics(config: &KafkaConfig, names: &TopicNames) -> Result<(), Tra
         .create()
         .kafka("creating Kafka admin client")?;
     let probe = metadata_client(config)?;
-    let brokers = probe
-        .fetch_metadata(None, BROKER_TIMEOUT)
+    let brokers = fetch_metadata(&probe, None)
         .kafka("reading cluster metadata")?
         .brokers()
         .len();
@@ -234,8 +233,7 @@ fn create_if_missing(
     // leader serves it; reading offsets then fails with NotLeaderForPartition).
     let deadline = std::time::Instant::now() + BROKER_TIMEOUT;
     loop {
-        let metadata = probe
-            .fetch_metadata(Some(name), BROKER_TIMEOUT)
+        let metadata = fetch_metadata(probe, Some(name))
             .kafka(format!("reading metadata of topic `{name}`"))?;
         let ready = metadata
             .topics()
@@ -257,11 +255,26 @@ fn create_if_missing(
     }
 }
 
+/// Metadata of `topic` (all topics if `None`). On failure the client's queued log lines
+/// and error events are served first: a client that never polls keeps them queued, and
+/// they hold the reason the broker gave (`SASL authentication error: ...`, a TLS
+/// failure), which the fetch's own error (`BrokerTransportFailure`) does not.
+fn fetch_metadata(
+    probe: &BaseConsumer,
+    topic: Option<&str>,
+) -> rdkafka::error::KafkaResult<rdkafka::metadata::Metadata> {
+    probe
+        .fetch_metadata(topic, BROKER_TIMEOUT)
+        .inspect_err(|_| {
+            // Without a group.id this polls the main queue: logs and errors, no messages.
+            let _ = probe.poll(Duration::ZERO);
+        })
+}
+
 /// Whether metadata lists topic `name` (without error) for this principal.
 fn topic_exists(probe: &BaseConsumer, name: &str) -> Result<bool, TransportError> {
-    let metadata = probe
-        .fetch_metadata(Some(name), BROKER_TIMEOUT)
-        .kafka(format!("reading metadata of topic `{name}`"))?;
+    let metadata =
+        fetch_metadata(probe, Some(name)).kafka(format!("reading metadata of topic `{name}`"))?;
     Ok(metadata
         .topics()
         .iter()
@@ -322,8 +335,7 @@ pub fn metadata_client(config: &KafkaConfig) -> Result<BaseConsumer, TransportEr
 
 /// Partitions and watermarks of one topic, with an existing metadata client.
 pub fn describe_with(consumer: &BaseConsumer, name: &str) -> Result<TopicInfo, TransportError> {
-    let metadata = consumer
-        .fetch_metadata(Some(name), BROKER_TIMEOUT)
+    let metadata = fetch_metadata(consumer, Some(name))
         .kafka(format!("reading metadata of topic `{name}`"))?;
     let topic = metadata
         .topics()
