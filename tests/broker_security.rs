@@ -578,6 +578,26 @@ fn the_broker_refuses_blocks_from_client_and_reader_principals() {
     // The same record from a miner principal lands: the refusals were about who wrote.
     let landed = produce_as(broker, "miner-1", &names.chain, &block, true);
     assert_eq!(landed.ok(), Some((0, 0)), "miner-1 writes the chain");
+
+    // Only the admin creates topics: a client meeting none says who must.
+    let missing = TopicNames {
+        transactions: support::unique_topic("transactions-missing"),
+        chain: support::unique_topic("blockchain-missing"),
+        tx_partitions: 2,
+    };
+    let out = kafkachain(
+        broker,
+        "client",
+        &missing,
+        &["send"],
+        &["--from", "alice", "--to", "bob", "--amount", "1"],
+        Duration::from_secs(120),
+    );
+    assert!(
+        !out.status.success() && text(&out.stderr).contains("may not create it"),
+        "send to topics that do not exist: {}",
+        report(&out)
+    );
 }
 
 #[test]
