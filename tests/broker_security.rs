@@ -49,6 +49,7 @@ fn secure_broker() -> &'static SecureBroker {
 /// dir (named like the harness's, so a leftover of a killed process is removed by the
 /// next one); `--owner-pid` stops it when this process exits, however it exits.
 fn start_secure_broker() -> Result<SecureBroker, String> {
+    remove_stale_secure_dirs();
     let mut last_err = String::new();
     for _ in 0..2 {
         let dir = std::env::temp_dir().join(format!(
@@ -92,6 +93,30 @@ fn start_secure_broker() -> Result<SecureBroker, String> {
             .output();
     }
     Err(last_err)
+}
+
+/// Data dirs of secured brokers whose test process is gone (their watcher stopped the
+/// broker; the directory stays because the broker outlives every destructor here).
+fn remove_stale_secure_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("kafkachain-kafka-"))
+        else {
+            continue;
+        };
+        let mut parts = rest.split('-');
+        let (Some(pid), Some("secure")) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        if pid.parse::<u32>().is_ok() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// A port P with P and P+1 free a moment ago (client and controller listener).
