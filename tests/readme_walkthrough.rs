@@ -291,3 +291,39 @@ fn the_readme_walkthrough_works_as_written() {
         );
     }
 }
+
+/// `bin/kafkachain` without `KAFKACHAIN_BIN`, called through a symlink (as the
+/// walk-through's `export PATH` does from another directory): it finds the checkout,
+/// takes `CARGO_TARGET_DIR` and runs a release binary newer than every source without
+/// building. (The build itself, minutes of release compilation, is not run here.)
+#[test]
+fn bin_kafkachain_runs_a_current_release_binary_without_building() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let target = dir.path().join("target");
+    std::fs::create_dir_all(target.join("release")).expect("target dir");
+    // A link made now is newer than every source file.
+    std::os::unix::fs::symlink(
+        env!("CARGO_BIN_EXE_kafkachain"),
+        target.join("release/kafkachain"),
+    )
+    .expect("linking the binary");
+    std::os::unix::fs::symlink(support::repo_root().join("bin"), dir.path().join("bin"))
+        .expect("linking bin/");
+    let out = Command::new(dir.path().join("bin/kafkachain"))
+        .arg("--version")
+        .current_dir(dir.path())
+        .env("CARGO_TARGET_DIR", &target)
+        .env_remove("KAFKACHAIN_BIN")
+        // No cargo on PATH: a build attempt would fail loudly.
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .expect("running bin/kafkachain");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.starts_with("kafkachain "),
+        "{}\nstdout: {stdout}\nstderr: {stderr}",
+        out.status
+    );
+    assert!(!stderr.contains("building"), "it built: {stderr}");
+}
