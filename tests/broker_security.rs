@@ -3,7 +3,8 @@
 //! `kafkachain` commands, with credentials passed through `-X`.
 //!
 //! - miners (`miner-1`, `miner-2`) run nodes in a consumer group and write the chain;
-//!   a client sends transactions; a reader replays, prints and lists;
+//!   a client sends transactions; a reader watches, verifies, prints, lists and
+//!   serves the chain over HTTP;
 //! - a client without credentials, or with a wrong password, is refused;
 //! - the broker itself refuses a block written by the client or the reader principal
 //!   (`TOPIC_AUTHORIZATION_FAILED`), so nothing reaches the chain topic for replay to
@@ -391,6 +392,21 @@ fn end_offsets(broker: &SecureBroker, topic: &str) -> Vec<i64> {
     info.partitions.iter().map(|p| p.high).collect()
 }
 
+/// The body of `GET path` on `addr` if it answered 200.
+fn http_get(addr: &str, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+}
+
 fn is_authorization_failure(err: &KafkaError) -> bool {
     err.rdkafka_error_code() == Some(RDKafkaErrorCode::TopicAuthorizationFailed)
 }
@@ -482,6 +498,41 @@ fn miners_clients_and_readers_work_with_credentials_through_x() {
         report(&out)
     );
     assert!(text(&out.stdout).contains(&names.chain), "{}", report(&out));
+
+    // The read side as the reader: `serve` indexes the chain and answers over HTTP.
+    let serve_log = dir.path().join("serve.log");
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_kafkachain"))
+        .arg("serve")
+        .args(connect(broker, &names))
+        .args(broker.x_args("reader"))
+        .args(["--listen", "127.0.0.1:0", "--index"])
+        .arg(dir.path().join("index.sqlite"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&serve_log).expect("serve log"))
+        .spawn()
+        .expect("starting kafkachain serve");
+    let addr = support::wait_until(Duration::from_secs(120), "serve to listen", || {
+        let log = std::fs::read_to_string(&serve_log).unwrap_or_default();
+        if let Ok(Some(status)) = serve.try_wait() {
+            panic!("serve exited with {status}:\n{log}");
+        }
+        log.split("serving on http://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .map(str::to_string)
+    });
+    let height = support::wait_until(Duration::from_secs(120), "serve to index the chain", || {
+        http_get(&addr, "/blocks/tip/height")
+            .and_then(|body| body.trim().parse::<usize>().ok())
+            .filter(|h| *h > 0)
+    });
+    let _ = serve.kill();
+    let _ = serve.wait();
+    assert!(
+        height > 0,
+        "serve as reader indexed blocks past the genesis"
+    );
 
     // Both miner principals wrote blocks, and neither met a refusal.
     for (name, node) in [("miner-1", miner1), ("miner-2", miner2)] {
