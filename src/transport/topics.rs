@@ -17,6 +17,10 @@
 //! readable until some node has put it on the chain, so a ledger whose nodes are down
 //! for longer than that loses what was submitted meanwhile. Topics that already exist
 //! keep their configuration.
+//!
+//! On a secured cluster only an operator may create topics: a principal refused
+//! creation (`TopicAuthorizationFailed`) goes on when the topic exists, and otherwise
+//! gets an error saying that an operator must create it.
 
 use std::time::Duration;
 
