@@ -201,9 +201,21 @@ impl ConsumerContext for IntakeContext {
     }
 
     fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        // The request may succeed while single partitions fail (each carries its own
+        // error): then the commit as a whole did not happen and must be retried.
+        let failed: Vec<String> = offsets
+            .elements()
+            .iter()
+            .filter_map(|e| {
+                e.error()
+                    .err()
+                    .map(|err| format!("partition {}: {err}", e.partition()))
+            })
+            .collect();
         let report = match result {
-            Ok(()) => Ok(positions_of(offsets)),
             Err(err) => Err(err.to_string()),
+            Ok(()) if !failed.is_empty() => Err(failed.join("; ")),
+            Ok(()) => Ok(positions_of(offsets)),
         };
         let _ = self
             .shared
