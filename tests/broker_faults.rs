@@ -552,11 +552,7 @@ fn log_of(ledger: &Ledger, id: &str) -> Option<String> {
 /// starts replaying a chain of 200 blocks of 50 transactions of ~2 KB (~20 MB: more
 /// than the reader fetches ahead before the kill), and is back 5 s later. The node
 /// retries the failed reads (`chain topic read error during replay; retrying`),
-/// finishes the replay, and lands new transactions exactly once. Its transaction
-/// intake also starts while the broker is away or just back: with librdkafka 2.12 the
-/// first read of the committed offset then failed (`NotCoordinator`) and the
-/// partition was never fetched, so the new transactions never landed (seen on Kafka
-/// before `intake::poll_loop` re-assigned such a partition).
+/// finishes the replay, and lands new transactions exactly once.
 #[test]
 fn a_broker_restart_during_replay_does_not_stop_the_node() {
     let engine = support::engine();
