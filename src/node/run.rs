@@ -14,6 +14,8 @@
 //!   past, like a malformed one.
 //! - A chain topic without a valid genesis block gets one: when replay reaches the end
 //!   without one, the node publishes a genesis and replays on.
+//! - A broker that is down or restarting at start-up is waited for: each start-up
+//!   round trip is retried with backoff for up to [`START_PATIENCE`] (`transport::retry`).
 //! - Chain-topic read errors are retried with backoff, at start-up and while running,
 //!   except a truncated or recreated chain topic (or one with more than one partition),
 //!   which stops the node with an error that says so.

@@ -179,7 +179,7 @@ impl ChainLog {
 
 /// The records from `from` up to the end offset seen when it was opened, in order.
 /// Yields an error (and then ends) rather than hanging when the broker delivers nothing
-/// for `stall`. Opening retries transient errors for up to 60 s (`retry`).
+/// for `stall`.
 pub struct ToEnd {
     log: ChainLog,
     topic: String,
@@ -196,22 +196,8 @@ impl ToEnd {
         from: i64,
         stall: Duration,
     ) -> Result<Self, TransportError> {
-        // A busy or restarting broker may not answer the first time: retry for a while
-        // (the callers are tools and checks with nobody to retry for them).
-        let (log, end) = super::retry::retry(
-            &format!("reading the end offset of chain topic `{topic}`"),
-            Duration::from_secs(60),
-            &|| false,
-            || {
-                let log = ChainLog::open(config, topic, from)?;
-                let end = log.end_offset()?;
-                Ok((log, end))
-            },
-        )
-        .map_err(|gave| match gave {
-            super::retry::Gave::Up(err) => err,
-            super::retry::Gave::Stopped => TransportError::Other("stopped".into()),
-        })?;
+        let log = ChainLog::open(config, topic, from)?;
+        let end = log.end_offset()?;
         Ok(ToEnd {
             log,
             topic: topic.to_string(),
