@@ -6,8 +6,13 @@
 //!
 //! Each test starts its own broker with `scripts/broker` (the shared test broker is
 //! never touched). Which tests run depends on `KAFKACHAIN_TEST_ENGINE` (see
-//! `support::engine`): the single-broker restart runs on both engines, the cluster
+//! `support::engine`): the single-broker tests run on both engines, the cluster
 //! test only on Kafka (Tansu has no replication).
+//!
+//! On Tansu 0.6.0 the broker is killed (SIGKILL) rather than stopped: a graceful stop
+//! under load leaves it unable to serve anything after its restart (a panic in its
+//! idempotent-producer check; see docs/operations.md, "Tansu gaps"). A crash and
+//! restart is what these tests need, and Tansu survives that.
 
 mod cluster;
 mod support;
@@ -287,6 +292,45 @@ fn wait_for_chain(ledger: &Ledger, n: usize, timeout: Duration, what: &str, node
     }
 }
 
+/// Takes single-broker `broker` down: a graceful stop on Kafka, SIGKILL on Tansu (see
+/// the module docs).
+fn take_down(broker: &ScriptBroker) {
+    match support::engine() {
+        Engine::Kafka => broker.stop_node(1),
+        Engine::Tansu => broker.kill(1),
+    }
+}
+
+/// Waits until the nodes' group has committed every partition of the transactions
+/// topic up to its end, while the nodes run: no final commit at SIGTERM can help, so
+/// this holds only if every failed asynchronous commit was retried.
+fn wait_committed_to_end(ledger: &Ledger, timeout: Duration, nodes: &[&NodeProc]) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        for node in nodes {
+            node.assert_alive();
+        }
+        let positions = cluster::committed_vs_end(
+            &ledger.brokers,
+            &ledger.group(),
+            &ledger.topics.transactions,
+            ledger.topics.tx_partitions,
+        );
+        if positions
+            .iter()
+            .all(|&(_, committed, end)| committed == end)
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the group's commits stay behind the partitions' ends after {timeout:?} \
+             (partition, committed, end): {positions:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 /// Every acknowledged transaction once, the same tip on every node, verify exits 0.
 fn assert_ledger_intact(ledger: &Ledger, origins: &[Origin], nodes: Vec<NodeProc>) {
     let nodes_ref: Vec<&NodeProc> = nodes.iter().collect();
@@ -328,19 +372,17 @@ fn assert_ledger_intact(ledger: &Ledger, origins: &[Origin], nodes: Vec<NodeProc
     );
 }
 
-/// The broker is stopped mid-stream and started again on the same port and data:
-/// the nodes ride it out (they keep running and retrying) and lose nothing.
-/// Runs on both engines (a 1-node Kafka on Kafka).
+/// The broker goes down mid-stream and is started again on the same port and data:
+/// the nodes ride it out (they keep running and retrying) and lose nothing. Once the
+/// stream ends, the group's committed offsets reach the partitions' ends while the
+/// nodes still run (issue 13 item 7: an asynchronous commit that failed while the
+/// broker was away is retried, not taken as done). This check does not catch the old
+/// behaviour (a failed asynchronous commit ignored): commits after the restart
+/// succeed and cover it; it passed with that behaviour restored. Runs on both engines (a 1-node
+/// Kafka on Kafka; on Tansu the broker is killed, see the module docs: a graceful
+/// stop is what kept this test from running on Tansu before).
 #[test]
 fn broker_restart_mid_stream_loses_nothing() {
-    if support::skip_unless(
-        Engine::Kafka,
-        "after a Tansu 0.6.0 restart the stream's idempotent producer got no \
-         acknowledgement again within 120 s (seen 2026-11-26, not yet diagnosed; \
-         see docs/operations.md)",
-    ) {
-        return;
-    }
     let engine = support::engine();
     let broker = ScriptBroker::start(engine, 1).unwrap_or_else(|e| panic!("{e}"));
     let ledger = ledger_on(&broker, "restart");
@@ -362,7 +404,7 @@ fn broker_restart_mid_stream_loses_nothing() {
         &[&a, &b],
     );
 
-    broker.stop_node(1);
+    take_down(&broker);
     let acked_at_stop = stream.acked();
     std::thread::sleep(Duration::from_secs(10));
     a.assert_alive();
@@ -390,7 +432,172 @@ fn broker_restart_mid_stream_loses_nothing() {
         || (stream.acked() > resumed_at + 40).then_some(()),
     );
     let origins = stream.finish();
+    wait_for_chain(
+        &ledger,
+        origins.len(),
+        Duration::from_secs(300),
+        "after the restart",
+        &[&a, &b],
+    );
+    wait_committed_to_end(&ledger, Duration::from_secs(60), &[&a, &b]);
     assert_ledger_intact(&ledger, &origins, vec![a, b]);
+}
+
+/// Issue 13 item 7: a node started while its broker is down (or restarting) waits for
+/// it, retrying with backoff and saying so in its log, then replays the chain and
+/// lands new transactions exactly once. The broker stays down for 20 s, longer than
+/// one metadata round trip may take (`transport::BROKER_TIMEOUT`, 15 s): the old
+/// node gave up at its first failed start-up request ("reading cluster metadata")
+/// and exited, which fails this test at `ledger.node_within` ("exited early");
+/// checked by reverting the start-up retry.
+#[test]
+fn a_node_started_while_the_broker_is_down_waits_and_replays() {
+    let engine = support::engine();
+    let broker = ScriptBroker::start(engine, 1).unwrap_or_else(|e| panic!("{e}"));
+    let ledger = ledger_on(&broker, "late-broker");
+    // A chain to replay: one node puts 30 transactions on it, then stops.
+    let mut first = ledger.node("first", &node_flags(Some(0), 5, 8));
+    let mut origins = ledger.send(30, Some(0), "alice");
+    wait_for_chain(
+        &ledger,
+        origins.len(),
+        Duration::from_secs(120),
+        "before",
+        &[&first],
+    );
+    first.terminate();
+
+    take_down(&broker);
+    let node = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            std::thread::sleep(Duration::from_secs(20));
+            broker.restart(1);
+        });
+        // "node running" comes after the broker is back (slow on a busy machine).
+        ledger.node_within(
+            "patient",
+            &node_flags(Some(0), 5, 8),
+            Duration::from_secs(240),
+        )
+    });
+    let log = node.log();
+    assert!(
+        log.contains("(is the broker down or restarting?); retrying"),
+        "the node did not say why it waits:\n{log}"
+    );
+    assert!(log.contains("replayed chain"), "{log}");
+
+    origins.extend(ledger.send(20, Some(0), "bob"));
+    origins.sort();
+    assert_ledger_intact(&ledger, &origins, vec![node]);
+}
+
+/// Publishes a valid v2 chain (difficulty 4) of `blocks` blocks of `txs` transactions
+/// (~2 KB each) to the ledger's chain topic, claiming origins on `partition` from offset 0 (no
+/// such records need exist: replay checks only the chain); returns those origins.
+fn publish_long_chain(ledger: &Ledger, blocks: usize, txs: usize, partition: i32) -> Vec<Origin> {
+    use kafkachain::chain::{self, BlockTemplate, Miner, Rules, Transaction};
+    let publisher = Publisher::new(&ledger.kafka(), &ledger.topics.chain, Profile::Blocks, None)
+        .expect("chain producer");
+    let mut state = ChainState::new();
+    let genesis = chain::genesis(Rules::V2 { difficulty: 4 }, 1_700_000_000.0);
+    state.apply(&genesis).expect("own genesis");
+    publisher.send(0, Some(0), &genesis).expect("send genesis");
+    let miner = Miner::new(1);
+    let never = AtomicBool::new(false);
+    let text = format!(
+        r#"{{"from": "dave {}", "to": "erin", "amount": 3}}"#,
+        "d".repeat(2_000)
+    );
+    let submitted = chain::parse_submitted(text.as_bytes()).expect("transaction");
+    let mut origins = Vec::new();
+    for b in 0..blocks {
+        let mut block_txs: Vec<Transaction> = (0..txs)
+            .map(|_| {
+                let origin = Origin {
+                    partition,
+                    offset: origins.len() as i64,
+                };
+                origins.push(origin);
+                Transaction::from_submitted(&submitted, origin)
+            })
+            .collect();
+        block_txs.push(Transaction::reward("builder", &serde_json::Number::from(1)));
+        let tip = state.tip().expect("tip").clone();
+        let rules = state.rules().expect("rules");
+        let template = BlockTemplate::new(&tip, rules, tip.timestamp + 0.001, &block_txs);
+        let mined = miner.mine(&template.work(), &never).expect("mining");
+        let block = template.seal(mined.nonce);
+        state.apply(&block).expect("own block");
+        publisher
+            .send(b as u64 + 1, Some(0), &block)
+            .expect("send block");
+    }
+    publisher.flush(Duration::from_secs(300)).expect("flush");
+    origins
+}
+
+/// The log of the node whose id is `id` (a file `<id>.<n>.log` in the ledger's dir),
+/// if it has one yet.
+fn log_of(ledger: &Ledger, id: &str) -> Option<String> {
+    std::fs::read_dir(ledger.dir.path())
+        .ok()?
+        .filter_map(Result::ok)
+        .find(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with(&format!("{id}.")) && name.ends_with(".log")
+        })
+        .and_then(|e| std::fs::read_to_string(e.path()).ok())
+}
+
+/// Issue 13 item 7: the broker is killed (SIGKILL, both engines) the moment a node
+/// starts replaying a chain of 200 blocks of 50 transactions of ~2 KB (~20 MB: more
+/// than the reader fetches ahead before the kill), and is back 5 s later. The node
+/// retries the failed reads (`chain topic read error during replay; retrying`),
+/// finishes the replay, and lands new transactions exactly once. With replay read
+/// errors made fatal again (as start-up once treated them), the node exits with
+/// `reading chain topic …: AllBrokersDown` and this test fails at `node_within`
+/// ("exited early"; checked on Tansu).
+#[test]
+fn a_broker_restart_during_replay_does_not_stop_the_node() {
+    let engine = support::engine();
+    let broker = ScriptBroker::start(engine, 1).unwrap_or_else(|e| panic!("{e}"));
+    let ledger = ledger_on(&broker, "replay-restart");
+    let mut origins = publish_long_chain(&ledger, 200, 50, 1);
+    let (node, replayed_before_kill) = std::thread::scope(|scope| {
+        let killer = scope.spawn(|| {
+            support::wait_until(
+                Duration::from_secs(120),
+                "the node to start replaying",
+                || {
+                    log_of(&ledger, "replayer")
+                        .filter(|l| l.contains("replaying the chain topic"))
+                        .map(|_| ())
+                },
+            );
+            broker.kill(1);
+            let log = log_of(&ledger, "replayer").unwrap_or_default();
+            std::thread::sleep(Duration::from_secs(5));
+            broker.restart(1);
+            log.contains("replayed chain")
+        });
+        // "node running" comes at the end of the replay (a broker restart is slow on
+        // a busy machine: wait long).
+        let node = ledger.node_within(
+            "replayer",
+            &node_flags(Some(0), 5, 8),
+            Duration::from_secs(240),
+        );
+        (node, killer.join().expect("killer thread"))
+    });
+    assert!(
+        !replayed_before_kill,
+        "the replay was over before the broker went down (make the chain longer):\n{}",
+        node.log()
+    );
+    origins.extend(ledger.send(20, Some(0), "bob"));
+    origins.sort();
+    assert_ledger_intact(&ledger, &origins, vec![node]);
 }
 
 /// Three Kafka brokers (replication 3, min.insync.replicas 2), two nodes in one

@@ -400,7 +400,9 @@ fn the_transactions_topic_gets_an_explicit_retention() {
 
 /// Issue 13 item 7. Partitions added to the chain topic under a running node: blocks
 /// always go to partition 0, and the node stops with the reason (the old one mined on,
-/// sending blocks wherever the partitioner put them).
+/// sending blocks wherever the partitioner put them). Transactions keep arriving after
+/// the partition is added, so a node that mined on would publish blocks meanwhile;
+/// none may reach the new partition.
 #[test]
 fn partitions_added_to_the_chain_topic_stop_the_node() {
     if support::skip_unless(
@@ -422,9 +424,21 @@ fn partitions_added_to_the_chain_topic_stop_the_node() {
     ))
     .expect("adding a partition to the chain topic");
     assert!(added.iter().all(|r| r.is_ok()), "{added:?}");
+    ledger.send(10, Some(0), "bob");
     let status = node.wait_exit(Duration::from_secs(60));
     let log = node.log();
     let status = status.unwrap_or_else(|| panic!("the node mines on; log:\n{log}"));
     assert!(!status.success(), "exited cleanly; log:\n{log}");
-    assert!(log.contains("the chain needs exactly one"), "log:\n{log}");
+    assert!(
+        log.contains(&format!(
+            "chain topic `{}` has 2 partitions; the chain needs exactly one",
+            ledger.topics.chain
+        )),
+        "the node does not say what happened; log:\n{log}"
+    );
+    let probe: BaseConsumer = support::config().create().expect("consumer");
+    let (_, high) = probe
+        .fetch_watermarks(&ledger.topics.chain, 1, support::TIMEOUT)
+        .expect("watermarks of the new partition");
+    assert_eq!(high, 0, "blocks were published to the new partition");
 }

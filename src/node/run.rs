@@ -14,6 +14,8 @@
 //!   past, like a malformed one.
 //! - A chain topic without a valid genesis block gets one: when replay reaches the end
 //!   without one, the node publishes a genesis and replays on.
+//! - A broker that is down or restarting at start-up is waited for: each start-up
+//!   round trip is retried with backoff for up to [`START_PATIENCE`] (`transport::retry`).
 //! - Chain-topic read errors are retried with backoff, at start-up and while running,
 //!   except a truncated or recreated chain topic (or one with more than one partition),
 //!   which stops the node with an error that says so.
@@ -51,7 +53,7 @@ use crate::transport::budget::ByteBudget;
 use crate::transport::chain_log::{ChainLog, ChainRecord, CHAIN_PARTITION};
 use crate::transport::intake::{self as intake, Intake, IntakeChannels, IntakeEvent, IntakeMode};
 use crate::transport::publish::{Delivery, Profile, Publisher};
-use crate::transport::{topics, KafkaConfig, TopicNames, TransportError};
+use crate::transport::{retry, topics, KafkaConfig, TopicNames, TransportError};
 
 /// Everything a node needs to know; the CLI fills it from flags.
 #[derive(Clone, Debug)]
@@ -124,6 +126,17 @@ pub enum NodeError {
     NoGenesis(String),
     #[error("the chain-topic reader stopped: {0}")]
     ReaderStopped(String),
+    #[error("stopped while waiting for the broker at start-up")]
+    Interrupted,
+}
+
+impl From<retry::Gave> for NodeError {
+    fn from(gave: retry::Gave) -> Self {
+        match gave {
+            retry::Gave::Stopped => NodeError::Interrupted,
+            retry::Gave::Up(err) => NodeError::Transport(err),
+        }
+    }
 }
 
 /// What a node did, returned when it stops.
@@ -178,6 +191,9 @@ const CHAIN_BATCH_BYTES: usize = 4 << 20;
 const CHAIN_BUFFER_BYTES: usize = 32 << 20;
 /// After a failed publish, wait this long before building the next block.
 const PUBLISH_RETRY: Duration = Duration::from_millis(500);
+/// How long start-up waits for an unreachable broker (retrying with backoff, see
+/// `transport::retry`) before the node gives up.
+const START_PATIENCE: Duration = Duration::from_secs(300);
 /// After a failed commit, wait this long before committing again.
 const COMMIT_RETRY: Duration = Duration::from_secs(1);
 /// Bounded waits when stopping.
@@ -247,7 +263,13 @@ impl Node {
                 }
             })?,
         };
-        topics::ensure_topics(&config.kafka, &config.topics)?;
+        let stopped = || shutdown.is_triggered();
+        retry::retry(
+            "creating or checking the topics",
+            START_PATIENCE,
+            &stopped,
+            || topics::ensure_topics(&config.kafka, &config.topics),
+        )?;
 
         let (delivery_tx, deliveries) = unbounded();
         let publisher = Publisher::new(
@@ -272,9 +294,13 @@ impl Node {
             topic_max,
             "block limits"
         );
-        let log = ChainLog::open(&config.kafka, &config.topics.chain, 0)?;
-        let end = log.end_offset()?;
+        let (log, end) = retry::retry("opening the chain topic", START_PATIENCE, &stopped, || {
+            let log = ChainLog::open(&config.kafka, &config.topics.chain, 0)?;
+            let end = log.end_offset()?;
+            Ok((log, end))
+        })?;
 
+        info!(records = end, "replaying the chain topic");
         let (chain_tx, chain_rx) = bounded(64);
         let chain_bytes = ByteBudget::new(CHAIN_BUFFER_BYTES);
         let reader_stop = Arc::new(AtomicBool::new(false));
@@ -1069,7 +1095,10 @@ fn read_chain(
     bytes: Arc<ByteBudget>,
     stop: Arc<AtomicBool>,
 ) {
-    const PARTITION_CHECK: Duration = Duration::from_secs(10);
+    // Blocks always go to partition 0 explicitly, so an added partition never gets
+    // one; the check bounds how long a node mines on after it appeared (the loop
+    // applies the reader's fatal error before publishing any block it mined).
+    const PARTITION_CHECK: Duration = Duration::from_secs(2);
     let mut errors = 0u32;
     let mut last_check = Instant::now();
     let send = |item: ChainBatch| -> bool {

@@ -201,9 +201,21 @@ impl ConsumerContext for IntakeContext {
     }
 
     fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        // The request may succeed while single partitions fail (each carries its own
+        // error): then the commit as a whole did not happen and must be retried.
+        let failed: Vec<String> = offsets
+            .elements()
+            .iter()
+            .filter_map(|e| {
+                e.error()
+                    .err()
+                    .map(|err| format!("partition {}: {err}", e.partition()))
+            })
+            .collect();
         let report = match result {
-            Ok(()) => Ok(positions_of(offsets)),
             Err(err) => Err(err.to_string()),
+            Ok(()) if !failed.is_empty() => Err(failed.join("; ")),
+            Ok(()) => Ok(positions_of(offsets)),
         };
         let _ = self
             .shared
@@ -319,7 +331,7 @@ impl Intake {
             let shared = Arc::clone(&shared);
             std::thread::Builder::new()
                 .name("intake".into())
-                .spawn(move || poll_loop(&consumer, &shared, &stop))
+                .spawn(move || poll_loop(&consumer, &shared, &stop, mode))
                 .map_err(|e| TransportError::Other(format!("starting intake thread: {e}")))?
         };
         Ok(Intake {
@@ -456,9 +468,31 @@ fn set_paused(consumer: &IntakeConsumer, pause: bool) {
     };
 }
 
-fn poll_loop(consumer: &IntakeConsumer, shared: &Shared, stop: &AtomicBool) {
+/// Re-assigns partition `p` at its committed offset (partition mode).
+fn reassign(consumer: &IntakeConsumer, topic: &str, p: i32) -> Result<(), TransportError> {
+    let mut list = TopicPartitionList::new();
+    list.add_partition_offset(topic, p, Offset::Stored)
+        .kafka("building assignment")?;
+    consumer
+        .assign(&list)
+        .kafka(format!("re-assigning `{topic}` partition {p}"))
+}
+
+/// The least time between two re-assignments of a partition whose start offset
+/// could not be read (see [`poll_loop`]).
+const REASSIGN_AFTER: Duration = Duration::from_secs(2);
+
+/// Polls until `stop`. In partition mode a consumer error before the first record
+/// after an assignment re-assigns the partition (at most every [`REASSIGN_AFTER`]):
+/// librdkafka 2.12 reads the committed offset of an assigned partition once, and if
+/// that read fails (the broker restarting: `NotCoordinator`) it never fetches the
+/// partition at all, so a node started during a broker restart would take in nothing.
+/// Nothing was polled yet, so re-reading the committed offset skips nothing.
+fn poll_loop(consumer: &IntakeConsumer, shared: &Shared, stop: &AtomicBool, mode: IntakeMode) {
     let mut paused = false;
     let mut paused_at = 0usize;
+    let mut polled_since_assign = false;
+    let mut assigned_at = std::time::Instant::now();
     while !stop.load(Ordering::Relaxed) {
         if !flush_held(shared) {
             return;
@@ -488,9 +522,23 @@ fn poll_loop(consumer: &IntakeConsumer, shared: &Shared, stop: &AtomicBool) {
                     .channels
                     .control
                     .send(IntakeEvent::Error(err.to_string()));
+                if let IntakeMode::Partition(p) = mode {
+                    if !polled_since_assign && assigned_at.elapsed() >= REASSIGN_AFTER {
+                        assigned_at = std::time::Instant::now();
+                        let what = match reassign(consumer, &shared.topic, p) {
+                            Ok(()) => format!(
+                                "nothing read from partition {p} yet after a consumer error; \
+                                 re-assigned it at its committed offset"
+                            ),
+                            Err(e) => format!("re-assigning partition {p}: {e}"),
+                        };
+                        let _ = shared.channels.control.send(IntakeEvent::Error(what));
+                    }
+                }
                 continue;
             }
         };
+        polled_since_assign = true;
         lock(&shared.held).push_back(event);
     }
 }

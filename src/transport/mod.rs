@@ -7,6 +7,7 @@
 //! - [`publish`]: idempotent, `acks=all` producers for blocks and transactions.
 //! - [`budget`]: byte budgets for the queues between reader threads and the node.
 //! - [`submit`]: one awaitable transaction send (for the HTTP API).
+//! - [`retry`]: retrying start-up round trips with backoff while the broker is away.
 //!
 //! Nothing here knows the chain rules; records leave this module as bytes with their
 //! partition and offset.
@@ -16,6 +17,7 @@ pub mod chain_log;
 pub mod config;
 pub mod intake;
 pub mod publish;
+pub mod retry;
 pub mod submit;
 pub mod topics;
 
@@ -72,6 +74,26 @@ impl TransportError {
             self,
             TransportError::ChainTruncated { .. } | TransportError::ChainTopicPartitions { .. }
         )
+    }
+
+    /// True for errors that waiting for the broker cannot cure: the chain topic is
+    /// unsafe or not what it was, a setting is invalid, a topic is missing, or the
+    /// client cannot even be created. Everything else (a broker down, restarting or
+    /// electing a leader; a timeout) may pass, and [`retry`] retries it.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            TransportError::Kafka { source, .. } => matches!(
+                source,
+                rdkafka::error::KafkaError::ClientCreation(_)
+                    | rdkafka::error::KafkaError::ClientConfig(..)
+            ),
+            TransportError::Other(_) => false,
+            TransportError::ChainTopicPartitions { .. }
+            | TransportError::UnsafeChainTopic { .. }
+            | TransportError::ChainTruncated { .. }
+            | TransportError::MissingTopic(_)
+            | TransportError::BadSetting(_) => true,
+        }
     }
 
     /// True if a record was refused for its size (see [`publish::is_too_large`]).

@@ -258,6 +258,31 @@ impl Ledger {
         group: &str,
         extra: &[S],
     ) -> NodeProc {
+        let node = self.spawn_node(id, group, extra);
+        node.wait_running(Duration::from_secs(60));
+        node
+    }
+
+    /// [`Ledger::node`], waiting up to `timeout` (rather than 60 s) for the node to
+    /// run: for nodes that start while the broker is away.
+    pub fn node_within<S: AsRef<std::ffi::OsStr>>(
+        &self,
+        id: &str,
+        extra: &[S],
+        timeout: Duration,
+    ) -> NodeProc {
+        let node = self.spawn_node(id, &self.group(), extra);
+        node.wait_running(timeout);
+        node
+    }
+
+    /// Starts a node process without waiting for it to run.
+    fn spawn_node<S: AsRef<std::ffi::OsStr>>(
+        &self,
+        id: &str,
+        group: &str,
+        extra: &[S],
+    ) -> NodeProc {
         let log_path = self
             .dir
             .path()
@@ -286,20 +311,11 @@ impl Ledger {
             });
         }
         let child = command.spawn().expect("starting kafkachain node");
-        let node = NodeProc {
+        NodeProc {
             id: id.to_string(),
             child: Some(child),
             log_path,
-        };
-        support::wait_until(
-            Duration::from_secs(60),
-            &format!("node {id} to start"),
-            || {
-                node.assert_alive();
-                node.log().contains("node running").then_some(())
-            },
-        );
-        node
+        }
     }
 
     /// Publishes `count` transactions (to `partition`, or spread); returns their origins.
@@ -596,6 +612,15 @@ pub struct NodeProc {
 }
 
 impl NodeProc {
+    /// Waits up to `timeout` for the node to log `node running`; panics with its log
+    /// if it exits first or takes longer.
+    pub fn wait_running(&self, timeout: Duration) {
+        support::wait_until(timeout, &format!("node {} to start", self.id), || {
+            self.assert_alive();
+            self.log().contains("node running").then_some(())
+        });
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
