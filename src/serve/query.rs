@@ -12,6 +12,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use super::schema;
+use crate::chain::accounts::{Address, ChainId};
 use crate::chain::pow::v2_header;
 use crate::chain::proof::{merkle_branch, InclusionProof, ProofHeader, PROOF_FORMAT};
 use crate::chain::{BlockHash, MerkleRoot, TxId};
@@ -29,6 +30,8 @@ pub enum QueryError {
     SeedRules,
     #[error("the index has no chain yet")]
     Empty,
+    #[error("not an account address on this accounts chain: {0}")]
+    NotAnAddress(String),
 }
 
 /// A block as the API shows it (Esplora's names where it has them).
@@ -66,6 +69,20 @@ pub struct TxInfo {
     pub tx: Box<RawValue>,
     /// How many times this exact transaction is on the chain (rewards repeat).
     pub occurrences: u64,
+    /// Esplora's `status` (only `/tx/:txid` fills it in).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<TxStatus>,
+}
+
+/// Where a transaction stands, as `/tx/:txid` reports it.
+#[derive(Clone, Debug, Serialize)]
+pub struct TxStatus {
+    pub confirmed: bool,
+    pub state: &'static str,
+    pub block_height: u64,
+    pub block_hash: String,
+    pub block_time: f64,
+    pub confirmations: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -78,11 +95,29 @@ pub struct OriginInfo {
 #[derive(Clone, Debug, Serialize)]
 pub struct AddressInfo {
     pub address: String,
+    /// The indexed chain's rules: `seed`, `v2` or `accounts`.
+    pub rules: String,
     pub tx_count: u64,
+    /// Sum of the amounts of the transactions naming it as recipient (an accounts
+    /// genesis allocation is no transaction, so it is not in here).
     pub received: f64,
     pub sent: f64,
-    /// received − sent: the tutorial's rules do not check balances; this is the tally.
-    pub balance: f64,
+    pub balance: Balance,
+    /// Accounts chains only: the nonce its next transfer must carry (the number of
+    /// its transfers on the chain).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_nonce: Option<u64>,
+}
+
+/// What `balance` means depends on the rules.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Balance {
+    /// Seed and v2: received − sent. Those rules check no balances; this is a tally.
+    Tally(f64),
+    /// Accounts: the ledger's balance in minor units (genesis allocation included),
+    /// as replay has it at the indexed tip.
+    Exact(u64),
 }
 
 /// Which rule set the indexed chain follows.
@@ -90,6 +125,17 @@ pub struct AddressInfo {
 pub enum IndexedRules {
     Seed,
     V2 { difficulty: u32 },
+    Accounts { difficulty: u32 },
+}
+
+impl IndexedRules {
+    fn name(&self) -> &'static str {
+        match self {
+            IndexedRules::Seed => "seed",
+            IndexedRules::V2 { .. } => "v2",
+            IndexedRules::Accounts { .. } => "accounts",
+        }
+    }
 }
 
 /// The index, read side.
@@ -164,8 +210,16 @@ impl Query {
             Ok(match rules.as_deref() {
                 Some("seed") => Some(IndexedRules::Seed),
                 Some("v2") => Some(IndexedRules::V2 { difficulty }),
+                Some("accounts") => Some(IndexedRules::Accounts { difficulty }),
                 _ => None,
             })
+        })
+    }
+
+    /// The chain id, when the indexed chain follows the accounts rules.
+    pub fn accounts_chain_id(&self) -> Result<Option<ChainId>, QueryError> {
+        self.with(|c| {
+            Ok(schema::get_meta(c, "chain_id")?.and_then(|id| ChainId::parse(id.as_bytes())))
         })
     }
 
@@ -245,7 +299,8 @@ impl Query {
             let found = c
                 .prepare_cached(
                     "SELECT t.height, t.pos, t.sender, t.recipient, t.amount,
-                            t.origin_partition, t.origin_offset, t.json, b.hash, b.timestamp
+                            t.origin_partition, t.origin_offset, t.json, b.hash, b.timestamp,
+                            (SELECT COUNT(*) FROM txs WHERE txid = ?1)
                      FROM txs t JOIN blocks b ON b.height = t.height
                      WHERE t.txid = ?1 ORDER BY t.height, t.pos LIMIT 1",
                 )?
@@ -265,24 +320,22 @@ impl Query {
                         tx: raw(r.get(7)?),
                         block_hash: hex::encode(r.get::<_, Vec<u8>>(8)?),
                         block_time: r.get(9)?,
-                        occurrences: 1,
+                        occurrences: r.get::<_, i64>(10)?.max(1) as u64,
+                        status: None,
                     })
                 })
                 .optional()?;
-            let Some(mut info) = found else {
-                return Ok(None);
-            };
-            info.occurrences =
-                c.prepare_cached("SELECT COUNT(*) FROM txs WHERE txid = ?1")?
-                    .query_row([&txid.0[..]], |r| r.get::<_, i64>(0))? as u64;
-            Ok(Some(info))
+            Ok(found)
         })
     }
 
     /// The inclusion proof of the earliest occurrence of `txid` (None: unknown id).
     pub fn merkle_proof(&self, txid: &TxId) -> Result<Option<InclusionProof>, QueryError> {
         let difficulty = match self.rules()? {
-            Some(IndexedRules::V2 { difficulty }) => difficulty,
+            // Accounts blocks have the v2 header and Merkle tree.
+            Some(IndexedRules::V2 { difficulty } | IndexedRules::Accounts { difficulty }) => {
+                difficulty
+            }
             Some(IndexedRules::Seed) => return Err(QueryError::SeedRules),
             None => return Err(QueryError::Empty),
         };
@@ -328,22 +381,59 @@ impl Query {
         }))
     }
 
-    /// Totals of an address (None: never seen).
+    /// Totals of an address (None: never seen). On an accounts chain every well-formed
+    /// address has a balance and a next nonce (zero if never funded), so a wallet can
+    /// sign its first transfer; a malformed one is [`QueryError::NotAnAddress`].
     pub fn address(&self, address: &str) -> Result<Option<AddressInfo>, QueryError> {
+        let rules = self.rules()?;
+        let accounts = matches!(rules, Some(IndexedRules::Accounts { .. }));
+        if accounts {
+            if let Err(e) = Address::parse(address.as_bytes(), "address") {
+                return Err(QueryError::NotAnAddress(e.to_string()));
+            }
+        }
+        let rules = rules.as_ref().map_or("unknown", IndexedRules::name);
         self.with(|c| {
-            c.prepare_cached("SELECT received, sent, tx_count FROM addresses WHERE address = ?1")?
+            let totals = c
+                .prepare_cached(
+                    "SELECT received, sent, tx_count FROM addresses WHERE address = ?1",
+                )?
                 .query_row([address], |r| {
-                    let received: f64 = r.get(0)?;
-                    let sent: f64 = r.get(1)?;
-                    Ok(AddressInfo {
-                        address: address.to_string(),
-                        received,
-                        sent,
-                        balance: received - sent,
-                        tx_count: r.get::<_, i64>(2)? as u64,
-                    })
+                    Ok((
+                        r.get::<_, f64>(0)?,
+                        r.get::<_, f64>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
                 })
-                .optional()
+                .optional()?;
+            let account = if accounts {
+                let row = c
+                    .prepare_cached("SELECT balance, nonce FROM accounts WHERE address = ?1")?
+                    .query_row([address], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                    })
+                    .optional()?;
+                let (balance, nonce) = row.unwrap_or_else(|| ("0".into(), 0));
+                Some((balance.parse::<u64>().unwrap_or(0), nonce.max(0) as u64))
+            } else {
+                None
+            };
+            if totals.is_none() && account.is_none() {
+                return Ok(None);
+            }
+            let (received, sent, tx_count) = totals.unwrap_or((0.0, 0.0, 0));
+            Ok(Some(AddressInfo {
+                address: address.to_string(),
+                rules: rules.to_string(),
+                tx_count: tx_count.max(0) as u64,
+                received,
+                sent,
+                balance: match account {
+                    Some((balance, _)) => Balance::Exact(balance),
+                    None => Balance::Tally(received - sent),
+                },
+                next_nonce: account.map(|(_, nonce)| nonce),
+            }))
         })
     }
 

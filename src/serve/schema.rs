@@ -16,6 +16,10 @@
 //! - `addr_txs`: per-address history, `(address, height, pos)`; a transaction appears
 //!   once under its sender and once under its recipient.
 //! - `addresses`: per-address totals (received, sent, transactions).
+//! - `accounts`: `accounts` chains only: each account's balance (minor units, as
+//!   decimal text: a balance may exceed SQLite's i64) and nonce (transfers sent, so
+//!   the nonce its next transfer must carry) as of the indexed tip, copied from
+//!   replay's ledger for every account a batch touched. `meta` also has `chain_id`.
 //!
 //! Why SQLite (`rusqlite`, bundled): one file, no server, transactions that make a
 //! batch of blocks and the resume point land together or not at all, WAL so readers
@@ -28,7 +32,7 @@ use std::path::Path;
 use rusqlite::{Connection, OpenFlags};
 
 /// Bump when the tables change: an index with another version is rebuilt.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const TABLES: &str = "
 CREATE TABLE IF NOT EXISTS meta (
@@ -73,6 +77,11 @@ CREATE TABLE IF NOT EXISTS addresses (
     sent     REAL NOT NULL,
     tx_count INTEGER NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS accounts (
+    address TEXT PRIMARY KEY,
+    balance TEXT NOT NULL,
+    nonce   INTEGER NOT NULL
+) WITHOUT ROWID;
 ";
 
 /// Opens (creating if needed) the index for writing; rebuilds it from scratch if it
@@ -88,12 +97,16 @@ pub fn open_writer(path: &Path, chain_topic: &str) -> rusqlite::Result<Connectio
     // cache most of them miss once the index outgrows it. 64 MiB keeps the hot pages.
     conn.pragma_update(None, "cache_size", -65536)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    conn.execute_batch(TABLES)?;
+    // Only `meta` first: the other tables of a file with another schema may differ.
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;",
+    )?;
     let version: Option<i64> = get_meta(&conn, "schema_version")?.and_then(|v| v.parse().ok());
     let topic = get_meta(&conn, "chain_topic")?;
     if version != Some(SCHEMA_VERSION) || topic.as_deref() != Some(chain_topic) {
         wipe(&conn, chain_topic)?;
     }
+    conn.execute_batch(TABLES)?;
     Ok(conn)
 }
 
@@ -108,14 +121,16 @@ pub fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
-/// Deletes every row (the index starts again from offset 0) and records the schema
-/// version and the chain topic the rows will come from.
+/// Drops every table and creates them anew (so a file of an older schema gets the
+/// current tables), then records the schema version and the chain topic the rows will
+/// come from. The index starts again from offset 0.
 pub fn wipe(conn: &Connection, chain_topic: &str) -> rusqlite::Result<()> {
     conn.execute_batch(
         "BEGIN;
-         DELETE FROM blocks; DELETE FROM txs; DELETE FROM addr_txs; DELETE FROM addresses;
-         DELETE FROM meta;",
+         DROP TABLE IF EXISTS blocks; DROP TABLE IF EXISTS txs; DROP TABLE IF EXISTS addr_txs;
+         DROP TABLE IF EXISTS addresses; DROP TABLE IF EXISTS accounts; DROP TABLE IF EXISTS meta;",
     )?;
+    conn.execute_batch(TABLES)?;
     set_meta(conn, "schema_version", &SCHEMA_VERSION.to_string())?;
     set_meta(conn, "chain_topic", chain_topic)?;
     conn.execute_batch("COMMIT;")
