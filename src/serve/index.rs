@@ -346,17 +346,26 @@ impl BatchWriter {
             json,
         ])?;
         let mut insert_tx = tx.prepare_cached(
-            "INSERT INTO txs (height, pos, txid, sender, recipient, amount,
+            "INSERT INTO txs (id, height, pos, txkey, txid, sender, recipient, amount,
                               origin_partition, origin_offset, json)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         )?;
-        let mut insert_addr = tx.prepare_cached(
-            "INSERT OR IGNORE INTO addr_txs (address, height, pos) VALUES (?1, ?2, ?3)",
-        )?;
+        let mut insert_addr =
+            tx.prepare_cached("INSERT OR IGNORE INTO addr_txs (address, tx) VALUES (?1, ?2)")?;
         for (pos, t) in contents.txs.iter().enumerate() {
+            let Some(row) = schema::tx_row(height, pos as u64) else {
+                warn!(
+                    height,
+                    pos,
+                    "a block with more transactions than the index keys; the rest are not indexed"
+                );
+                break;
+            };
             insert_tx.execute(params![
+                row,
                 height as i64,
                 pos as i64,
+                schema::tx_key(&t.id),
                 &t.id.0[..],
                 t.sender,
                 t.recipient,
@@ -367,13 +376,13 @@ impl BatchWriter {
             ])?;
             let amount = t.amount_f64.unwrap_or(0.0);
             if let Some(s) = &t.sender {
-                insert_addr.execute(params![s, height as i64, pos as i64])?;
+                insert_addr.execute(params![s, row])?;
                 let e = self.addresses.entry(s.clone()).or_default();
                 e.1 += amount;
                 e.2 += 1;
             }
             if let Some(r) = &t.recipient {
-                insert_addr.execute(params![r, height as i64, pos as i64])?;
+                insert_addr.execute(params![r, row])?;
                 let e = self.addresses.entry(r.clone()).or_default();
                 e.0 += amount;
                 if t.sender.as_ref() != Some(r) {

@@ -166,6 +166,33 @@ fn block_row(r: &Row<'_>) -> rusqlite::Result<BlockInfo> {
     })
 }
 
+/// The columns [`tx_row`] reads: `txs t` joined with its block `b`, and the number of
+/// occurrences of the same id.
+const TX_COLUMNS: &str = "t.height, t.pos, t.sender, t.recipient, t.amount, t.origin_partition,
+     t.origin_offset, t.json, b.hash, b.timestamp, t.txid,
+     (SELECT COUNT(*) FROM txs o WHERE o.txkey = t.txkey AND o.txid = t.txid)";
+
+fn tx_row(r: &Row<'_>) -> rusqlite::Result<TxInfo> {
+    let partition: Option<i32> = r.get(5)?;
+    let offset: Option<i64> = r.get(6)?;
+    Ok(TxInfo {
+        txid: hex::encode(r.get::<_, Vec<u8>>(10)?),
+        block_height: r.get::<_, i64>(0)? as u64,
+        pos: r.get::<_, i64>(1)? as u64,
+        sender: r.get(2)?,
+        recipient: r.get(3)?,
+        amount: r.get(4)?,
+        origin: partition
+            .zip(offset)
+            .map(|(partition, offset)| OriginInfo { partition, offset }),
+        tx: raw(r.get(7)?),
+        block_hash: hex::encode(r.get::<_, Vec<u8>>(8)?),
+        block_time: r.get(9)?,
+        occurrences: r.get::<_, i64>(11)?.max(1) as u64,
+        status: None,
+    })
+}
+
 fn raw(json: String) -> Box<RawValue> {
     RawValue::from_string(json)
         .unwrap_or_else(|_| RawValue::from_string("null".into()).unwrap_or_default())
@@ -283,9 +310,15 @@ impl Query {
 
     /// Transaction ids of the block at `height`, in block order.
     pub fn txids(&self, height: u64) -> Result<Vec<TxId>, QueryError> {
+        let (Some(first), Some(last)) = (
+            schema::tx_row(height, 0),
+            schema::tx_row(height, (1 << schema::POS_BITS) - 1),
+        ) else {
+            return Ok(Vec::new());
+        };
         self.with(|c| {
-            c.prepare_cached("SELECT txid FROM txs WHERE height = ?1 ORDER BY pos")?
-                .query_map([height as i64], |r| {
+            c.prepare_cached("SELECT txid FROM txs WHERE id BETWEEN ?1 AND ?2 ORDER BY id")?
+                .query_map([first, last], |r| {
                     let b: Vec<u8> = r.get(0)?;
                     Ok(TxId(b.try_into().unwrap_or([0; 32])))
                 })?
@@ -296,36 +329,24 @@ impl Query {
     /// The earliest occurrence of a transaction id (and how many there are).
     pub fn tx(&self, txid: &TxId) -> Result<Option<TxInfo>, QueryError> {
         self.with(|c| {
-            let found = c
-                .prepare_cached(
-                    "SELECT t.height, t.pos, t.sender, t.recipient, t.amount,
-                            t.origin_partition, t.origin_offset, t.json, b.hash, b.timestamp,
-                            (SELECT COUNT(*) FROM txs WHERE txid = ?1)
-                     FROM txs t JOIN blocks b ON b.height = t.height
-                     WHERE t.txid = ?1 ORDER BY t.height, t.pos LIMIT 1",
-                )?
-                .query_row([&txid.0[..]], |r| {
-                    let partition: Option<i32> = r.get(5)?;
-                    let offset: Option<i64> = r.get(6)?;
-                    Ok(TxInfo {
-                        txid: txid.to_string(),
-                        block_height: r.get::<_, i64>(0)? as u64,
-                        pos: r.get::<_, i64>(1)? as u64,
-                        sender: r.get(2)?,
-                        recipient: r.get(3)?,
-                        amount: r.get(4)?,
-                        origin: partition
-                            .zip(offset)
-                            .map(|(partition, offset)| OriginInfo { partition, offset }),
-                        tx: raw(r.get(7)?),
-                        block_hash: hex::encode(r.get::<_, Vec<u8>>(8)?),
-                        block_time: r.get(9)?,
-                        occurrences: r.get::<_, i64>(10)?.max(1) as u64,
-                        status: None,
-                    })
-                })
-                .optional()?;
-            Ok(found)
+            c.prepare_cached(&format!(
+                "SELECT {TX_COLUMNS} FROM txs t JOIN blocks b ON b.height = t.height
+                 WHERE t.txkey = ?1 AND t.txid = ?2 ORDER BY t.id LIMIT 1"
+            ))?
+            .query_row(params![schema::tx_key(txid), &txid.0[..]], tx_row)
+            .optional()
+        })
+    }
+
+    /// The transaction in row `id` of `txs` (see [`schema::tx_row`]).
+    fn tx_at(&self, id: i64) -> Result<Option<TxInfo>, QueryError> {
+        self.with(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {TX_COLUMNS} FROM txs t JOIN blocks b ON b.height = t.height
+                 WHERE t.id = ?1"
+            ))?
+            .query_row([id], tx_row)
+            .optional()
         })
     }
 
@@ -444,37 +465,19 @@ impl Query {
         from: u64,
         limit: u64,
     ) -> Result<Vec<TxInfo>, QueryError> {
-        let keys: Vec<(i64, i64)> = self.with(|c| {
+        let rows: Vec<i64> = self.with(|c| {
             c.prepare_cached(
-                "SELECT height, pos FROM addr_txs WHERE address = ?1
-                 ORDER BY height DESC, pos DESC LIMIT ?2 OFFSET ?3",
+                "SELECT tx FROM addr_txs WHERE address = ?1 ORDER BY tx DESC LIMIT ?2 OFFSET ?3",
             )?
             .query_map(
                 params![address, limit as i64, from.min(i64::MAX as u64) as i64],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| r.get(0),
             )?
             .collect()
         })?;
-        let mut out = Vec::with_capacity(keys.len());
-        for (height, pos) in keys {
-            let id: Option<Vec<u8>> = self.with(|c| {
-                c.prepare_cached("SELECT txid FROM txs WHERE height = ?1 AND pos = ?2")?
-                    .query_row([height, pos], |r| r.get(0))
-                    .optional()
-            })?;
-            let Some(id) = id.and_then(|b| <[u8; 32]>::try_from(b).ok()) else {
-                continue;
-            };
-            if let Some(mut info) = self.tx(&TxId(id))? {
-                // Show this occurrence, not the earliest one with the same id.
-                if info.block_height != height as u64 || info.pos != pos as u64 {
-                    if let Some(b) = self.block_at(height as u64)? {
-                        info.block_height = b.height;
-                        info.block_hash = b.id;
-                        info.block_time = b.timestamp;
-                        info.pos = pos as u64;
-                    }
-                }
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            if let Some(info) = self.tx_at(row)? {
                 out.push(info);
             }
         }
