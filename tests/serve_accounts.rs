@@ -9,49 +9,10 @@ mod support;
 
 use std::time::Duration;
 
-use cluster::{node_flags, Ledger};
-use ed25519_dalek::SigningKey;
-use kafkachain::chain::accounts::{Address, ChainId, Transfer};
+use cluster::Ledger;
+use kafkachain::chain::accounts::{Address, ChainId};
 use serde_json::{json, Value};
-use serve::{verify_both, ServeProc};
-
-/// Node flags for an accounts chain funding `alloc`, with a block reward of 3.
-fn accounts_flags(ledger: &Ledger, alloc: &[(Address, u64)]) -> Vec<String> {
-    let path = ledger.dir.path().join("alloc.json");
-    let json: serde_json::Map<String, Value> = alloc
-        .iter()
-        .map(|(a, n)| (a.to_string(), (*n).into()))
-        .collect();
-    std::fs::write(&path, serde_json::to_vec(&json).expect("json")).expect("alloc file");
-    let mut flags = node_flags(Some(0), 5, 6);
-    flags.extend([
-        "--rules".into(),
-        "accounts".into(),
-        "--reward".into(),
-        "3".into(),
-        "--genesis-alloc".into(),
-        path.display().to_string(),
-    ]);
-    flags
-}
-
-fn key() -> (SigningKey, Address) {
-    let key = SigningKey::generate(&mut rand::rngs::OsRng);
-    let address = Address::of(&key.verifying_key());
-    (key, address)
-}
-
-/// A signed transfer in its submitted form.
-fn transfer(key: &SigningKey, to: Address, amount: u64, nonce: u64, chain: &ChainId) -> Vec<u8> {
-    Transfer {
-        from: Address::of(&key.verifying_key()),
-        to,
-        amount,
-        nonce,
-    }
-    .sign(key, chain)
-    .to_json()
-}
+use serve::{accounts_flags, key, transfer, verify_both, ServeProc};
 
 fn confirmed(s: &ServeProc, txid: &str) -> Value {
     support::wait_until(
@@ -189,6 +150,5 @@ fn accounts_have_balances_and_next_nonces() {
         assert!(py_ok, "proof_verify.py: {py_out}");
     }
 
-    // The explorer's address page shows the next nonce.
-    assert!(s.get("/").text().contains("next-nonce"));
+    // The explorer's account page: tests/serve_browser.rs.
 }
