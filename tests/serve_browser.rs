@@ -211,3 +211,33 @@ fn explorer_shows_the_tip_follows_new_blocks_and_finds_a_transaction() {
         t.contains("no-such-thing")
     });
 }
+
+#[test]
+fn the_account_page_of_an_accounts_chain_shows_balance_and_next_nonce() {
+    let ledger = Ledger::new("explorer-accounts", 1);
+    let (alice_key, alice) = serve::key();
+    let (_, bob) = serve::key();
+    let _node = ledger.node("a1", &serve::accounts_flags(&ledger, &[(alice, 1000)]));
+    let s = ServeProc::start(&ledger, &ledger.dir.path().join("index.sqlite"), &[]);
+    s.wait_for_height(1, Duration::from_secs(60));
+    let (chain, _) = ledger.replay();
+    let chain_id = chain.accounts().expect("an accounts chain").chain_id();
+    let r = s.post(
+        "/transactions/new",
+        &serve::transfer(&alice_key, bob, 100, 0, &chain_id),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let txid = r.json()["txid"].as_str().unwrap().to_string();
+    support::wait_until(Duration::from_secs(90), "the transfer", || {
+        (s.get(&format!("/tx/{txid}")).json()["status"]["confirmed"] == json!(true)).then_some(())
+    });
+
+    let browser = Browser::start();
+    browser.goto(&format!("http://{}/", s.addr));
+    browser.wait_text("#live", "the event stream to connect", |t| t == "live");
+    // A 64-hex search that is no block and no transaction is the account.
+    browser.search(&alice.to_string());
+    let balance = browser.wait_text("#balance", "the account page", |t| !t.is_empty());
+    assert!(balance.starts_with("900"), "{balance}");
+    assert_eq!(browser.text_of("#next-nonce"), "1");
+}

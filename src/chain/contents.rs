@@ -40,6 +40,22 @@ pub struct BlockContents {
     /// The `proof` value as canonical JSON.
     pub proof: String,
     pub txs: Vec<TxContents>,
+    /// Accounts genesis only: the addresses its `allocations` fund, as written.
+    pub allocations: Vec<String>,
+}
+
+impl BlockContents {
+    /// Contents with nothing in them.
+    pub fn empty() -> Self {
+        BlockContents {
+            previous_hash: None,
+            merkle_root: None,
+            nonce: None,
+            proof: String::new(),
+            txs: Vec::new(),
+            allocations: Vec::new(),
+        }
+    }
 }
 
 /// Reads block contents; reusable so indexing does not allocate a parser per block.
@@ -63,13 +79,7 @@ impl ContentsReader {
         tape.parse(record)?;
         let tape = &*tape;
         let s = record;
-        let mut contents = BlockContents {
-            previous_hash: None,
-            merkle_root: None,
-            nonce: None,
-            proof: String::new(),
-            txs: Vec::new(),
-        };
+        let mut contents = BlockContents::empty();
         if tape.node(0).kind != Kind::Object {
             return Ok(contents);
         }
@@ -82,6 +92,12 @@ impl ContentsReader {
             .merkle_root
             .and_then(|m| as_hash(tape, s, m))
             .map(MerkleRoot);
+        if let Some(a) = f.allocations.filter(|a| tape.node(*a).kind == Kind::Object) {
+            contents.allocations = tape
+                .members(a)
+                .filter_map(|(k, _)| string_value(tape, s, k))
+                .collect();
+        }
         if let Some(p) = f.proof {
             contents.nonce = as_u64(tape, s, p);
             self.buf.clear();
@@ -183,5 +199,27 @@ mod tests {
         .unwrap();
         let again = ContentsReader::new().read(&pretty).unwrap();
         assert_eq!(again.txs, c.txs);
+    }
+
+    #[test]
+    fn an_accounts_genesis_names_the_addresses_it_funds() {
+        use std::collections::BTreeMap;
+
+        use crate::chain::accounts::{genesis_block, AccountsGenesis, Address, ChainId};
+        let key = |n: u8| {
+            let k = ed25519_dalek::SigningKey::from_bytes(&[n; 32]);
+            Address::of(&k.verifying_key())
+        };
+        let g = AccountsGenesis {
+            chain_id: ChainId([3; 32]),
+            difficulty: 0,
+            block_reward: 1,
+            allocations: BTreeMap::from([(key(1), 100), (key(2), 5)]),
+        };
+        let c = ContentsReader::new().read(&genesis_block(&g, 1.0)).unwrap();
+        let mut expected = vec![key(1).to_string(), key(2).to_string()];
+        expected.sort();
+        assert_eq!(c.allocations, expected);
+        assert!(c.txs.is_empty());
     }
 }

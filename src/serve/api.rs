@@ -25,8 +25,9 @@ use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::{Stream, StreamExt};
 
 use super::metrics::{RouteLabels, RouteOnly};
-use super::query::{Query, QueryError};
+use super::query::{Query, QueryError, TxStatus};
 use super::{BlockEvent, PendingTx, Shared};
+use crate::chain::accounts::{AccountsError, ChainId, SignedTransfer};
 use crate::chain::merkle::tx_id;
 use crate::chain::{parse_submitted, BlockHash, Origin, Transaction, TxId, MAX_TX_BYTES};
 use crate::transport::submit::Submitter;
@@ -85,6 +86,7 @@ impl From<QueryError> for ApiError {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, err.to_string())
             }
             QueryError::Empty => ApiError::not_found(err.to_string()),
+            QueryError::NotAnAddress(_) => ApiError::bad(err.to_string()),
             QueryError::Sqlite { .. } => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, err.to_string())
             }
@@ -279,32 +281,32 @@ async fn block_height(
     Ok(text(block.id))
 }
 
-async fn tx(State(app): State<Arc<App>>, Path(txid): Path<String>) -> ApiResult<Json<Value>> {
+async fn tx(State(app): State<Arc<App>>, Path(txid): Path<String>) -> ApiResult<Response> {
     let id = parse_txid(&txid)?;
-    if let Some(info) = app.query.tx(&id)? {
+    if let Some(mut info) = app.query.tx(&id)? {
         // The indexer's height saves a query; before it reports, ask the index.
-        let tip = match app.shared.status().height {
+        let tip = match app.shared.height() {
             0 => app.query.tip()?.map_or(info.block_height, |t| t.height),
             h => h,
         }
         .max(info.block_height);
-        let mut value = json!(info);
-        value["status"] = json!({
-            "confirmed": true,
-            "state": "confirmed",
-            "block_height": info.block_height,
-            "block_hash": info.block_hash,
-            "block_time": info.block_time,
-            "confirmations": tip.saturating_sub(info.block_height) + 1,
+        info.status = Some(TxStatus {
+            confirmed: true,
+            state: "confirmed",
+            block_height: info.block_height,
+            block_hash: info.block_hash.clone(),
+            block_time: info.block_time,
+            confirmations: tip.saturating_sub(info.block_height) + 1,
         });
-        return Ok(Json(value));
+        return Ok(Json(info).into_response());
     }
     if let Some(p) = app.shared.pending(&id) {
         return Ok(Json(json!({
             "txid": id.to_string(),
             "status": { "confirmed": false, "state": "pending" },
             "origin": { "partition": p.partition, "offset": p.offset },
-        })));
+        }))
+        .into_response());
     }
     Err(ApiError::not_found(format!(
         "transaction {id} is not on the chain (nor pending from this server)"
@@ -365,6 +367,9 @@ async fn new_transaction(
     })?;
     let value: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad(format!("the body is not JSON: {e}")))?;
+    if let Some(chain) = app.query.accounts_chain_id()? {
+        return new_transfer(&app, &body, &chain).await;
+    }
     let Some(object) = value.as_object() else {
         return Err(ApiError::bad(
             "the body must be a JSON object {\"from\", \"to\", \"amount\"}",
@@ -391,18 +396,56 @@ async fn new_transaction(
         .to_string()
         .into_bytes();
     let submitted = parse_submitted(&payload).map_err(|e| ApiError::bad(e.to_string()))?;
+    let (partition, offset) = submit(&app, &payload).await?;
+    let tx = Transaction::from_submitted(&submitted, Origin { partition, offset });
+    let id = tx_id(tx.canonical_json().as_bytes());
+    accepted(&app, id, partition, offset)
+}
+
+/// `POST /transactions/new` on an accounts chain: the body is a signed transfer
+/// (`{"amount", "from", "nonce", "sig", "to"}`, docs/accounts.md). Its form, its
+/// signature for this chain and its nonce against the indexed tip are checked here, so
+/// a mistake gets a 400 with the reason instead of a silent rejection by the nodes; what
+/// is published is the transfer's canonical submitted form.
+async fn new_transfer(app: &App, body: &[u8], chain: &ChainId) -> ApiResult<Response> {
+    let bad = |e: AccountsError| ApiError::bad(e.to_string());
+    let signed = SignedTransfer::parse(body).map_err(bad)?;
+    signed.verify(chain).map_err(bad)?;
+    let t = signed.transfer;
+    let next = app
+        .query
+        .address(&t.from.to_hex())?
+        .and_then(|a| a.next_nonce)
+        .unwrap_or(0);
+    if t.nonce < next {
+        return Err(bad(AccountsError::NonceTooLow {
+            account: t.from,
+            expected: next,
+            found: t.nonce,
+        }));
+    }
+    let (partition, offset) = submit(app, &signed.to_json()).await?;
+    let origin = Origin { partition, offset };
+    let id = tx_id(signed.block_json(origin).as_bytes());
+    accepted(app, id, partition, offset)
+}
+
+/// Publishes a transaction record; (partition, offset) once the broker has it.
+async fn submit(app: &App, payload: &[u8]) -> ApiResult<(i32, i64)> {
     let Some(submitter) = &app.submitter else {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "this server does not accept transactions",
         ));
     };
-    let (partition, offset) = submitter
-        .submit(&payload)
+    submitter
+        .submit(payload)
         .await
-        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
-    let tx = Transaction::from_submitted(&submitted, Origin { partition, offset });
-    let id = tx_id(tx.canonical_json().as_bytes());
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))
+}
+
+/// The 201 answer for a published transaction (remembered as pending until indexed).
+fn accepted(app: &App, id: TxId, partition: i32, offset: i64) -> ApiResult<Response> {
     app.shared.add_pending(
         id,
         PendingTx {

@@ -16,7 +16,7 @@
 //!    `next_offset`, or the tip differs (the topic was recreated), the index is wiped and
 //!    rebuilt from offset 0. Writing resumes at `next_offset`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,7 +26,8 @@ use tracing::{info, warn};
 
 use super::schema::{self, get_meta, set_meta};
 use super::{BlockEvent, Shared};
-use crate::chain::contents::ContentsReader;
+use crate::chain::accounts::{Address, Ledger};
+use crate::chain::contents::{BlockContents, ContentsReader};
 use crate::chain::{Appended, BlockHash, ChainState, Rules, TxId};
 use crate::node::Shutdown;
 use crate::transport::chain_log::{ChainLog, ChainRecord};
@@ -247,7 +248,8 @@ pub fn write_batch(
         match state.apply(&record.payload) {
             Ok(block) => {
                 let height = state.height();
-                writer.block(&tx, reader, &block, height, record)?;
+                let accounts = state.accounts().is_some();
+                writer.block(&tx, reader, &block, height, record, accounts)?;
                 written.events.push(BlockEvent {
                     height,
                     hash: block.hash.to_string(),
@@ -262,7 +264,7 @@ pub fn write_batch(
             }
         }
     }
-    writer.finish(&tx)?;
+    writer.finish(&tx, state.accounts())?;
     set_meta(&tx, "next_offset", &written.next_offset.to_string())?;
     set_meta(&tx, "tip_height", &state.height().to_string())?;
     if let Some(tip) = state.tip() {
@@ -272,7 +274,14 @@ pub fn write_batch(
         let (name, difficulty) = match rules {
             Rules::Seed => ("seed", 0),
             Rules::V2 { difficulty } => ("v2", difficulty),
-            Rules::Accounts { difficulty, .. } => ("accounts", difficulty),
+            Rules::Accounts {
+                difficulty,
+                chain_id,
+                ..
+            } => {
+                set_meta(&tx, "chain_id", &chain_id.to_hex())?;
+                ("accounts", difficulty)
+            }
         };
         set_meta(&tx, "rules", name)?;
         set_meta(&tx, "difficulty", &difficulty.to_string())?;
@@ -288,6 +297,8 @@ pub fn write_batch(
 #[derive(Default)]
 struct BatchWriter {
     addresses: HashMap<String, (f64, f64, i64)>,
+    /// Accounts chains: addresses whose balance or nonce the batch may have changed.
+    touched: HashSet<String>,
     blocks: u64,
     txs: u64,
     ids: Vec<TxId>,
@@ -301,17 +312,20 @@ impl BatchWriter {
         block: &Appended,
         height: u64,
         record: &ChainRecord,
+        accounts: bool,
     ) -> rusqlite::Result<()> {
         // The record was just accepted by replay, so it parses.
-        let contents = reader.read(&record.payload).unwrap_or_else(|_| {
-            crate::chain::contents::BlockContents {
-                previous_hash: None,
-                merkle_root: None,
-                nonce: None,
-                proof: String::new(),
-                txs: Vec::new(),
+        let contents = reader
+            .read(&record.payload)
+            .unwrap_or_else(|_| BlockContents::empty());
+        if accounts {
+            self.touched.extend(contents.allocations.iter().cloned());
+            for t in &contents.txs {
+                // A reward's sender is "0", which is no account.
+                self.touched
+                    .extend(t.sender.iter().chain(&t.recipient).cloned());
             }
-        });
+        }
         let json = String::from_utf8_lossy(&record.payload);
         tx.prepare_cached(
             "INSERT INTO blocks (height, hash, offset, timestamp, tx_count, previous_hash,
@@ -332,17 +346,26 @@ impl BatchWriter {
             json,
         ])?;
         let mut insert_tx = tx.prepare_cached(
-            "INSERT INTO txs (height, pos, txid, sender, recipient, amount,
+            "INSERT INTO txs (id, height, pos, txkey, txid, sender, recipient, amount,
                               origin_partition, origin_offset, json)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         )?;
-        let mut insert_addr = tx.prepare_cached(
-            "INSERT OR IGNORE INTO addr_txs (address, height, pos) VALUES (?1, ?2, ?3)",
-        )?;
+        let mut insert_addr =
+            tx.prepare_cached("INSERT OR IGNORE INTO addr_txs (address, tx) VALUES (?1, ?2)")?;
         for (pos, t) in contents.txs.iter().enumerate() {
+            let Some(row) = schema::tx_row(height, pos as u64) else {
+                warn!(
+                    height,
+                    pos,
+                    "a block with more transactions than the index keys; the rest are not indexed"
+                );
+                break;
+            };
             insert_tx.execute(params![
+                row,
                 height as i64,
                 pos as i64,
+                schema::tx_key(&t.id),
                 &t.id.0[..],
                 t.sender,
                 t.recipient,
@@ -353,13 +376,13 @@ impl BatchWriter {
             ])?;
             let amount = t.amount_f64.unwrap_or(0.0);
             if let Some(s) = &t.sender {
-                insert_addr.execute(params![s, height as i64, pos as i64])?;
+                insert_addr.execute(params![s, row])?;
                 let e = self.addresses.entry(s.clone()).or_default();
                 e.1 += amount;
                 e.2 += 1;
             }
             if let Some(r) = &t.recipient {
-                insert_addr.execute(params![r, height as i64, pos as i64])?;
+                insert_addr.execute(params![r, row])?;
                 let e = self.addresses.entry(r.clone()).or_default();
                 e.0 += amount;
                 if t.sender.as_ref() != Some(r) {
@@ -373,7 +396,28 @@ impl BatchWriter {
         Ok(())
     }
 
-    fn finish(&mut self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    /// Writes the per-address totals and, on accounts chains, the balance and nonce
+    /// of every touched account as `ledger` (replay's, at the batch's end) has them.
+    fn finish(&mut self, tx: &Transaction<'_>, ledger: Option<&Ledger>) -> rusqlite::Result<()> {
+        if let Some(ledger) = ledger {
+            let mut upsert = tx.prepare_cached(
+                "INSERT INTO accounts (address, balance, nonce) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (address) DO UPDATE SET
+                    balance = excluded.balance, nonce = excluded.nonce",
+            )?;
+            for text in self.touched.drain() {
+                // Replay accepted the block, so its addresses parse; "0" does not.
+                let Ok(address) = Address::parse(text.as_bytes(), "address") else {
+                    continue;
+                };
+                let account = ledger.account(&address);
+                upsert.execute(params![
+                    text,
+                    account.balance.to_string(),
+                    account.nonce as i64
+                ])?;
+            }
+        }
         let mut upsert = tx.prepare_cached(
             "INSERT INTO addresses (address, received, sent, tx_count) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (address) DO UPDATE SET

@@ -22,6 +22,7 @@ pub mod schema;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -71,6 +72,8 @@ const MAX_PENDING: usize = 100_000;
 /// State shared by the indexer, the watcher and the HTTP handlers.
 pub struct Shared {
     status: Mutex<Status>,
+    /// `status.height`, readable without the lock (every `/tx` reads it).
+    height: AtomicU64,
     pub events: broadcast::Sender<BlockEvent>,
     pending: Mutex<HashMap<TxId, PendingTx>>,
     pub metrics: metrics::ServeMetrics,
@@ -80,6 +83,7 @@ impl Default for Shared {
     fn default() -> Self {
         Shared {
             status: Mutex::new(Status::default()),
+            height: AtomicU64::new(0),
             events: broadcast::channel(1024).0,
             pending: Mutex::new(HashMap::new()),
             metrics: metrics::ServeMetrics::default(),
@@ -95,6 +99,11 @@ impl Shared {
             .clone()
     }
 
+    /// The indexed height (0 before the indexer's first report), without a lock.
+    pub fn height(&self) -> u64 {
+        self.height.load(Ordering::Relaxed)
+    }
+
     /// The indexer committed a batch.
     fn indexed(&self, next_offset: i64, height: u64, tip: Option<BlockHash>, ids: &[TxId]) {
         {
@@ -103,6 +112,7 @@ impl Shared {
             s.height = height;
             s.tip = tip;
         }
+        self.height.store(height, Ordering::Relaxed);
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         if !pending.is_empty() {
             for id in ids {

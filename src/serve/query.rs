@@ -12,6 +12,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use super::schema;
+use crate::chain::accounts::{Address, ChainId};
 use crate::chain::pow::v2_header;
 use crate::chain::proof::{merkle_branch, InclusionProof, ProofHeader, PROOF_FORMAT};
 use crate::chain::{BlockHash, MerkleRoot, TxId};
@@ -29,6 +30,8 @@ pub enum QueryError {
     SeedRules,
     #[error("the index has no chain yet")]
     Empty,
+    #[error("not an account address on this accounts chain: {0}")]
+    NotAnAddress(String),
 }
 
 /// A block as the API shows it (Esplora's names where it has them).
@@ -66,6 +69,20 @@ pub struct TxInfo {
     pub tx: Box<RawValue>,
     /// How many times this exact transaction is on the chain (rewards repeat).
     pub occurrences: u64,
+    /// Esplora's `status` (only `/tx/:txid` fills it in).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<TxStatus>,
+}
+
+/// Where a transaction stands, as `/tx/:txid` reports it.
+#[derive(Clone, Debug, Serialize)]
+pub struct TxStatus {
+    pub confirmed: bool,
+    pub state: &'static str,
+    pub block_height: u64,
+    pub block_hash: String,
+    pub block_time: f64,
+    pub confirmations: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -78,11 +95,29 @@ pub struct OriginInfo {
 #[derive(Clone, Debug, Serialize)]
 pub struct AddressInfo {
     pub address: String,
+    /// The indexed chain's rules: `seed`, `v2` or `accounts`.
+    pub rules: String,
     pub tx_count: u64,
+    /// Sum of the amounts of the transactions naming it as recipient (an accounts
+    /// genesis allocation is no transaction, so it is not in here).
     pub received: f64,
     pub sent: f64,
-    /// received − sent: the tutorial's rules do not check balances; this is the tally.
-    pub balance: f64,
+    pub balance: Balance,
+    /// Accounts chains only: the nonce its next transfer must carry (the number of
+    /// its transfers on the chain).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_nonce: Option<u64>,
+}
+
+/// What `balance` means depends on the rules.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Balance {
+    /// Seed and v2: received − sent. Those rules check no balances; this is a tally.
+    Tally(f64),
+    /// Accounts: the ledger's balance in minor units (genesis allocation included),
+    /// as replay has it at the indexed tip.
+    Exact(u64),
 }
 
 /// Which rule set the indexed chain follows.
@@ -90,6 +125,17 @@ pub struct AddressInfo {
 pub enum IndexedRules {
     Seed,
     V2 { difficulty: u32 },
+    Accounts { difficulty: u32 },
+}
+
+impl IndexedRules {
+    fn name(&self) -> &'static str {
+        match self {
+            IndexedRules::Seed => "seed",
+            IndexedRules::V2 { .. } => "v2",
+            IndexedRules::Accounts { .. } => "accounts",
+        }
+    }
 }
 
 /// The index, read side.
@@ -117,6 +163,33 @@ fn block_row(r: &Row<'_>) -> rusqlite::Result<BlockInfo> {
         proof: r.get(7)?,
         miner: r.get(8)?,
         offset: r.get(9)?,
+    })
+}
+
+/// The columns [`tx_row`] reads: `txs t` joined with its block `b`, and the number of
+/// occurrences of the same id.
+const TX_COLUMNS: &str = "t.height, t.pos, t.sender, t.recipient, t.amount, t.origin_partition,
+     t.origin_offset, t.json, b.hash, b.timestamp, t.txid,
+     (SELECT COUNT(*) FROM txs o WHERE o.txkey = t.txkey AND o.txid = t.txid)";
+
+fn tx_row(r: &Row<'_>) -> rusqlite::Result<TxInfo> {
+    let partition: Option<i32> = r.get(5)?;
+    let offset: Option<i64> = r.get(6)?;
+    Ok(TxInfo {
+        txid: hex::encode(r.get::<_, Vec<u8>>(10)?),
+        block_height: r.get::<_, i64>(0)? as u64,
+        pos: r.get::<_, i64>(1)? as u64,
+        sender: r.get(2)?,
+        recipient: r.get(3)?,
+        amount: r.get(4)?,
+        origin: partition
+            .zip(offset)
+            .map(|(partition, offset)| OriginInfo { partition, offset }),
+        tx: raw(r.get(7)?),
+        block_hash: hex::encode(r.get::<_, Vec<u8>>(8)?),
+        block_time: r.get(9)?,
+        occurrences: r.get::<_, i64>(11)?.max(1) as u64,
+        status: None,
     })
 }
 
@@ -164,8 +237,16 @@ impl Query {
             Ok(match rules.as_deref() {
                 Some("seed") => Some(IndexedRules::Seed),
                 Some("v2") => Some(IndexedRules::V2 { difficulty }),
+                Some("accounts") => Some(IndexedRules::Accounts { difficulty }),
                 _ => None,
             })
+        })
+    }
+
+    /// The chain id, when the indexed chain follows the accounts rules.
+    pub fn accounts_chain_id(&self) -> Result<Option<ChainId>, QueryError> {
+        self.with(|c| {
+            Ok(schema::get_meta(c, "chain_id")?.and_then(|id| ChainId::parse(id.as_bytes())))
         })
     }
 
@@ -229,9 +310,15 @@ impl Query {
 
     /// Transaction ids of the block at `height`, in block order.
     pub fn txids(&self, height: u64) -> Result<Vec<TxId>, QueryError> {
+        let (Some(first), Some(last)) = (
+            schema::tx_row(height, 0),
+            schema::tx_row(height, (1 << schema::POS_BITS) - 1),
+        ) else {
+            return Ok(Vec::new());
+        };
         self.with(|c| {
-            c.prepare_cached("SELECT txid FROM txs WHERE height = ?1 ORDER BY pos")?
-                .query_map([height as i64], |r| {
+            c.prepare_cached("SELECT txid FROM txs WHERE id BETWEEN ?1 AND ?2 ORDER BY id")?
+                .query_map([first, last], |r| {
                     let b: Vec<u8> = r.get(0)?;
                     Ok(TxId(b.try_into().unwrap_or([0; 32])))
                 })?
@@ -242,47 +329,34 @@ impl Query {
     /// The earliest occurrence of a transaction id (and how many there are).
     pub fn tx(&self, txid: &TxId) -> Result<Option<TxInfo>, QueryError> {
         self.with(|c| {
-            let found = c
-                .prepare_cached(
-                    "SELECT t.height, t.pos, t.sender, t.recipient, t.amount,
-                            t.origin_partition, t.origin_offset, t.json, b.hash, b.timestamp
-                     FROM txs t JOIN blocks b ON b.height = t.height
-                     WHERE t.txid = ?1 ORDER BY t.height, t.pos LIMIT 1",
-                )?
-                .query_row([&txid.0[..]], |r| {
-                    let partition: Option<i32> = r.get(5)?;
-                    let offset: Option<i64> = r.get(6)?;
-                    Ok(TxInfo {
-                        txid: txid.to_string(),
-                        block_height: r.get::<_, i64>(0)? as u64,
-                        pos: r.get::<_, i64>(1)? as u64,
-                        sender: r.get(2)?,
-                        recipient: r.get(3)?,
-                        amount: r.get(4)?,
-                        origin: partition
-                            .zip(offset)
-                            .map(|(partition, offset)| OriginInfo { partition, offset }),
-                        tx: raw(r.get(7)?),
-                        block_hash: hex::encode(r.get::<_, Vec<u8>>(8)?),
-                        block_time: r.get(9)?,
-                        occurrences: 1,
-                    })
-                })
-                .optional()?;
-            let Some(mut info) = found else {
-                return Ok(None);
-            };
-            info.occurrences =
-                c.prepare_cached("SELECT COUNT(*) FROM txs WHERE txid = ?1")?
-                    .query_row([&txid.0[..]], |r| r.get::<_, i64>(0))? as u64;
-            Ok(Some(info))
+            c.prepare_cached(&format!(
+                "SELECT {TX_COLUMNS} FROM txs t JOIN blocks b ON b.height = t.height
+                 WHERE t.txkey = ?1 AND t.txid = ?2 ORDER BY t.id LIMIT 1"
+            ))?
+            .query_row(params![schema::tx_key(txid), &txid.0[..]], tx_row)
+            .optional()
+        })
+    }
+
+    /// The transaction in row `id` of `txs` (see [`schema::tx_row`]).
+    fn tx_at(&self, id: i64) -> Result<Option<TxInfo>, QueryError> {
+        self.with(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {TX_COLUMNS} FROM txs t JOIN blocks b ON b.height = t.height
+                 WHERE t.id = ?1"
+            ))?
+            .query_row([id], tx_row)
+            .optional()
         })
     }
 
     /// The inclusion proof of the earliest occurrence of `txid` (None: unknown id).
     pub fn merkle_proof(&self, txid: &TxId) -> Result<Option<InclusionProof>, QueryError> {
         let difficulty = match self.rules()? {
-            Some(IndexedRules::V2 { difficulty }) => difficulty,
+            // Accounts blocks have the v2 header and Merkle tree.
+            Some(IndexedRules::V2 { difficulty } | IndexedRules::Accounts { difficulty }) => {
+                difficulty
+            }
             Some(IndexedRules::Seed) => return Err(QueryError::SeedRules),
             None => return Err(QueryError::Empty),
         };
@@ -328,22 +402,59 @@ impl Query {
         }))
     }
 
-    /// Totals of an address (None: never seen).
+    /// Totals of an address (None: never seen). On an accounts chain every well-formed
+    /// address has a balance and a next nonce (zero if never funded), so a wallet can
+    /// sign its first transfer; a malformed one is [`QueryError::NotAnAddress`].
     pub fn address(&self, address: &str) -> Result<Option<AddressInfo>, QueryError> {
+        let rules = self.rules()?;
+        let accounts = matches!(rules, Some(IndexedRules::Accounts { .. }));
+        if accounts {
+            if let Err(e) = Address::parse(address.as_bytes(), "address") {
+                return Err(QueryError::NotAnAddress(e.to_string()));
+            }
+        }
+        let rules = rules.as_ref().map_or("unknown", IndexedRules::name);
         self.with(|c| {
-            c.prepare_cached("SELECT received, sent, tx_count FROM addresses WHERE address = ?1")?
+            let totals = c
+                .prepare_cached(
+                    "SELECT received, sent, tx_count FROM addresses WHERE address = ?1",
+                )?
                 .query_row([address], |r| {
-                    let received: f64 = r.get(0)?;
-                    let sent: f64 = r.get(1)?;
-                    Ok(AddressInfo {
-                        address: address.to_string(),
-                        received,
-                        sent,
-                        balance: received - sent,
-                        tx_count: r.get::<_, i64>(2)? as u64,
-                    })
+                    Ok((
+                        r.get::<_, f64>(0)?,
+                        r.get::<_, f64>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
                 })
-                .optional()
+                .optional()?;
+            let account = if accounts {
+                let row = c
+                    .prepare_cached("SELECT balance, nonce FROM accounts WHERE address = ?1")?
+                    .query_row([address], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                    })
+                    .optional()?;
+                let (balance, nonce) = row.unwrap_or_else(|| ("0".into(), 0));
+                Some((balance.parse::<u64>().unwrap_or(0), nonce.max(0) as u64))
+            } else {
+                None
+            };
+            if totals.is_none() && account.is_none() {
+                return Ok(None);
+            }
+            let (received, sent, tx_count) = totals.unwrap_or((0.0, 0.0, 0));
+            Ok(Some(AddressInfo {
+                address: address.to_string(),
+                rules: rules.to_string(),
+                tx_count: tx_count.max(0) as u64,
+                received,
+                sent,
+                balance: match account {
+                    Some((balance, _)) => Balance::Exact(balance),
+                    None => Balance::Tally(received - sent),
+                },
+                next_nonce: account.map(|(_, nonce)| nonce),
+            }))
         })
     }
 
@@ -354,37 +465,19 @@ impl Query {
         from: u64,
         limit: u64,
     ) -> Result<Vec<TxInfo>, QueryError> {
-        let keys: Vec<(i64, i64)> = self.with(|c| {
+        let rows: Vec<i64> = self.with(|c| {
             c.prepare_cached(
-                "SELECT height, pos FROM addr_txs WHERE address = ?1
-                 ORDER BY height DESC, pos DESC LIMIT ?2 OFFSET ?3",
+                "SELECT tx FROM addr_txs WHERE address = ?1 ORDER BY tx DESC LIMIT ?2 OFFSET ?3",
             )?
             .query_map(
                 params![address, limit as i64, from.min(i64::MAX as u64) as i64],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| r.get(0),
             )?
             .collect()
         })?;
-        let mut out = Vec::with_capacity(keys.len());
-        for (height, pos) in keys {
-            let id: Option<Vec<u8>> = self.with(|c| {
-                c.prepare_cached("SELECT txid FROM txs WHERE height = ?1 AND pos = ?2")?
-                    .query_row([height, pos], |r| r.get(0))
-                    .optional()
-            })?;
-            let Some(id) = id.and_then(|b| <[u8; 32]>::try_from(b).ok()) else {
-                continue;
-            };
-            if let Some(mut info) = self.tx(&TxId(id))? {
-                // Show this occurrence, not the earliest one with the same id.
-                if info.block_height != height as u64 || info.pos != pos as u64 {
-                    if let Some(b) = self.block_at(height as u64)? {
-                        info.block_height = b.height;
-                        info.block_hash = b.id;
-                        info.block_time = b.timestamp;
-                        info.pos = pos as u64;
-                    }
-                }
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            if let Some(info) = self.tx_at(row)? {
                 out.push(info);
             }
         }

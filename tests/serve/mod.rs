@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use ed25519_dalek::SigningKey;
+use kafkachain::chain::accounts::{Address, ChainId, Transfer};
+
 use crate::cluster::Ledger;
 use crate::support;
 
@@ -321,4 +324,49 @@ pub fn verify_both(path: &Path) -> (bool, String, bool, String) {
         python.status.success(),
         text(&python),
     )
+}
+
+/// Node flags for an accounts chain funding `alloc`, with a block reward of 3.
+pub fn accounts_flags(ledger: &Ledger, alloc: &[(Address, u64)]) -> Vec<String> {
+    let path = ledger.dir.path().join("alloc.json");
+    let json: serde_json::Map<String, serde_json::Value> = alloc
+        .iter()
+        .map(|(a, n)| (a.to_string(), (*n).into()))
+        .collect();
+    std::fs::write(&path, serde_json::to_vec(&json).expect("json")).expect("alloc file");
+    let mut flags = crate::cluster::node_flags(Some(0), 5, 6);
+    flags.extend([
+        "--rules".into(),
+        "accounts".into(),
+        "--reward".into(),
+        "3".into(),
+        "--genesis-alloc".into(),
+        path.display().to_string(),
+    ]);
+    flags
+}
+
+/// A new ed25519 key and its address.
+pub fn key() -> (SigningKey, Address) {
+    let key = SigningKey::generate(&mut rand::rngs::OsRng);
+    let address = Address::of(&key.verifying_key());
+    (key, address)
+}
+
+/// A signed transfer in its submitted form.
+pub fn transfer(
+    key: &SigningKey,
+    to: Address,
+    amount: u64,
+    nonce: u64,
+    chain: &ChainId,
+) -> Vec<u8> {
+    Transfer {
+        from: Address::of(&key.verifying_key()),
+        to,
+        amount,
+        nonce,
+    }
+    .sign(key, chain)
+    .to_json()
 }
