@@ -1,0 +1,232 @@
+//! Whose turn it is to publish the next block: the cure for stale storms (issue 15).
+//!
+//! Every node reads a new tip at about the same moment, and at 16 bits of work each
+//! one that has a block's worth of transactions solves it within milliseconds: left
+//! alone, all of them publish within one broker round trip of each other and all but
+//! one block per height is thrown away (docs/consensus.md, "Stale storms").
+//!
+//! The policy: for each tip, every node ranks the identities it knows by
+//! `SHA-256(tip hash ‖ 0x00 ‖ id)`. The node ranked first publishes its block as soon
+//! as it has one (the usual rule: a full block, or the oldest pending transaction
+//! waited the block timeout); the node ranked `r ≥ 1` holds a solved block until
+//! `block timeout + min(r, MAX_RANK) × grace` after it read the tip, and drops it if
+//! a block at that height reaches the chain first. The block timeout is in the hold
+//! because the first in line, if it had anything pending when the tip came, cuts its
+//! block by then at the latest; the grace is for that block to reach the chain.
+//!
+//! Invariants:
+//! - **Any node may extend the chain.** A node always counts itself; holding only
+//!   delays a publish, never forbids it, and the longest hold is
+//!   `block timeout + MAX_RANK × grace` after the tip (a dead or silent node costs the
+//!   others at most that per height, and leaves the known set once its last block is
+//!   more than [`WINDOW`] blocks deep).
+//! - **Deterministic from the chain.** The known identities are the reward recipients
+//!   of the last [`WINDOW`] blocks plus the node itself, so nodes that have all won a
+//!   block recently agree on every rank without exchanging a message; a node that has
+//!   never won ranks itself among the others and gets onto the chain within a few
+//!   heights (it publishes at once when it thinks it is first).
+//! - **No wire change.** Nothing is added to blocks or topics; the seed rules' blocks
+//!   are byte for byte what they were, and a node that does not take turns (a Python
+//!   node, an older kafkachain) only competes as before.
+//! - **Timing is local.** Holds are measured from the moment this node read the tip,
+//!   on its own monotonic clock; no clocks are compared between nodes.
+//! - `grace = 0` turns the policy off: every node publishes as soon as it has mined.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+/// Blocks whose reward recipients make up the known identities.
+pub const WINDOW: usize = 64;
+/// Holds stop growing after this many ranks: with made-up reward recipients in recent
+/// blocks an attacker can push a node down the ranking, but delay it by no more than
+/// `MAX_RANK × grace` per height.
+pub const MAX_RANK: usize = 3;
+
+/// The turn policy and the recent publishers it ranks.
+#[derive(Clone, Debug)]
+pub struct Turns {
+    grace: Duration,
+    /// The nodes' block timeout: the first in line cuts a block by then.
+    lead: Duration,
+    recent: VecDeque<String>,
+}
+
+impl Turns {
+    /// `grace` per rank after `block_timeout` (a grace of zero turns holds off).
+    pub fn new(grace: Duration, block_timeout: Duration) -> Self {
+        Turns {
+            grace,
+            lead: block_timeout,
+            recent: VecDeque::with_capacity(WINDOW),
+        }
+    }
+
+    /// Whether holds are in force (a grace above zero).
+    pub fn enabled(&self) -> bool {
+        !self.grace.is_zero()
+    }
+
+    /// A block reached the chain; `miner` is its reward recipient, if it has one.
+    pub fn on_block(&mut self, miner: Option<&str>) {
+        if self.recent.len() == WINDOW {
+            self.recent.pop_front();
+        }
+        // A block without a reward (a genesis) still ages the window.
+        self.recent.push_back(miner.unwrap_or_default().to_string());
+    }
+
+    /// The identities ranked at the next height: recent publishers and `me`, distinct.
+    pub fn known<'a>(&'a self, me: &'a str) -> Vec<&'a str> {
+        let mut ids: Vec<&str> = self
+            .recent
+            .iter()
+            .map(String::as_str)
+            .filter(|id| !id.is_empty())
+            .chain(std::iter::once(me))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    /// `me`'s place in the order for the block after `tip` (0 = my turn).
+    pub fn rank(&self, tip: &[u8], me: &str) -> usize {
+        let mine = priority(tip, me);
+        self.known(me)
+            .into_iter()
+            .filter(|id| *id != me)
+            .filter(|id| (priority(tip, id), *id) < (mine, me))
+            .count()
+    }
+
+    /// How long after reading `tip` this node holds a solved block before publishing.
+    pub fn hold(&self, tip: &[u8], me: &str) -> Duration {
+        match self.rank(tip, me).min(MAX_RANK) {
+            _ if !self.enabled() => Duration::ZERO,
+            0 => Duration::ZERO,
+            rank => self.lead + self.grace * rank as u32,
+        }
+    }
+}
+
+/// The ranking key of `id` for the block after `tip`: lower goes first.
+fn priority(tip: &[u8], id: &str) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(tip);
+    hasher.update([0]);
+    hasher.update(id.as_bytes());
+    hasher.finalize().into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GRACE: Duration = Duration::from_millis(100);
+    const TIMEOUT: Duration = Duration::from_millis(200);
+
+    fn turns_with(ids: &[&str]) -> Turns {
+        let mut turns = Turns::new(GRACE, TIMEOUT);
+        for id in ids {
+            turns.on_block(Some(id));
+        }
+        turns
+    }
+
+    fn tip(n: u32) -> Vec<u8> {
+        Sha256::digest(n.to_be_bytes()).to_vec()
+    }
+
+    #[test]
+    fn nodes_that_know_each_other_agree_on_one_first_per_height() {
+        let ids = ["node-a", "node-b", "node-c"];
+        let turns = turns_with(&ids);
+        for n in 0..500 {
+            let tip = tip(n);
+            let mut ranks: Vec<usize> = ids.iter().map(|id| turns.rank(&tip, id)).collect();
+            ranks.sort_unstable();
+            assert_eq!(ranks, vec![0, 1, 2], "tip {n}: every rank exactly once");
+        }
+    }
+
+    #[test]
+    fn the_turn_moves_between_nodes_evenly() {
+        let ids = ["node-a", "node-b"];
+        let turns = turns_with(&ids);
+        let firsts = (0..1000)
+            .filter(|n| turns.rank(&tip(*n), "node-a") == 0)
+            .count();
+        assert!(
+            (400..=600).contains(&firsts),
+            "node-a first {firsts} of 1000"
+        );
+    }
+
+    #[test]
+    fn the_first_holds_nothing_and_the_others_hold_by_rank_up_to_the_cap() {
+        let ids = ["a", "b", "c", "d", "e", "f"];
+        let turns = turns_with(&ids);
+        let tip = tip(7);
+        let mut holds: Vec<Duration> = ids.iter().map(|id| turns.hold(&tip, id)).collect();
+        holds.sort_unstable();
+        assert_eq!(
+            holds,
+            vec![
+                Duration::ZERO,
+                TIMEOUT + GRACE,
+                TIMEOUT + GRACE * 2,
+                TIMEOUT + GRACE * 3,
+                TIMEOUT + GRACE * 3,
+                TIMEOUT + GRACE * 3
+            ]
+        );
+    }
+
+    #[test]
+    fn a_node_always_counts_itself_so_a_newcomer_is_never_locked_out() {
+        let turns = turns_with(&["old-1", "old-2"]);
+        assert_eq!(turns.known("new").len(), 3);
+        let firsts = (0..300)
+            .filter(|n| turns.rank(&tip(*n), "new") == 0)
+            .count();
+        assert!(
+            firsts > 50,
+            "the newcomer is first at some heights ({firsts})"
+        );
+        // Alone, a node is always first.
+        let alone = Turns::new(GRACE, TIMEOUT);
+        assert!((0..50).all(|n| alone.hold(&tip(n), "solo").is_zero()));
+    }
+
+    #[test]
+    fn a_silent_node_leaves_the_known_set_after_the_window() {
+        let mut turns = turns_with(&["dead", "live"]);
+        assert_eq!(turns.known("live"), vec!["dead", "live"]);
+        for _ in 0..WINDOW - 2 {
+            turns.on_block(Some("live"));
+        }
+        assert_eq!(turns.known("live"), vec!["dead", "live"], "still inside");
+        turns.on_block(Some("live"));
+        assert_eq!(turns.known("live"), vec!["live"]);
+        assert!((0..50).all(|n| turns.hold(&tip(n), "live").is_zero()));
+    }
+
+    #[test]
+    fn blocks_without_a_reward_age_the_window_but_name_nobody() {
+        let mut turns = turns_with(&["a"]);
+        turns.on_block(None);
+        assert_eq!(turns.known("b"), vec!["a", "b"]);
+    }
+
+    #[test]
+    fn zero_grace_publishes_at_once() {
+        let mut turns = Turns::new(Duration::ZERO, TIMEOUT);
+        turns.on_block(Some("a"));
+        turns.on_block(Some("b"));
+        assert!(!turns.enabled());
+        assert!((0..50)
+            .all(|n| turns.hold(&tip(n), "a").is_zero() && turns.hold(&tip(n), "b").is_zero()));
+    }
+}
