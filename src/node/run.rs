@@ -326,7 +326,7 @@ impl Node {
             control: control_tx,
         };
         let reward_len = Transaction::reward(&id, &config.reward).encoded_len();
-        let (config_turn_grace, config_block_timeout) = (config.turn_grace, config.block_timeout);
+        let config_turn_grace = config.turn_grace;
         let mut node = Node {
             summary: NodeSummary {
                 id: id.clone(),
@@ -360,7 +360,7 @@ impl Node {
             commit_after: None,
             last_status: Instant::now(),
             txs_on_chain_since_status: 0,
-            turns: Turns::new(config_turn_grace, config_block_timeout),
+            turns: Turns::new(config_turn_grace),
             tip_seen: Instant::now(),
         };
         node.track_claims();
@@ -896,7 +896,12 @@ impl Node {
             .pool
             .oldest_wait(Instant::now())
             .is_some_and(|w| w >= self.config.block_timeout);
-        if !full && !waited {
+        // Our turn on this tip (`node::turn`): build now with what we have.
+        let my_turn = self
+            .chain
+            .tip()
+            .is_some_and(|tip| self.turns.my_turn(tip.hash.as_bytes(), &self.id));
+        if !full && !waited && !my_turn {
             return;
         }
         let (Some(tip), Some(rules)) = (self.chain.tip(), self.chain.rules()) else {

@@ -6,20 +6,22 @@
 //! one block per height is thrown away (docs/consensus.md, "Stale storms").
 //!
 //! The policy: for each tip, every node ranks the identities it knows by
-//! `SHA-256(tip hash ‖ 0x00 ‖ id)`. The node ranked first publishes its block as soon
-//! as it has one (the usual rule: a full block, or the oldest pending transaction
-//! waited the block timeout); the node ranked `r ≥ 1` holds a solved block until
-//! `block timeout + min(r, MAX_RANK) × grace` after it read the tip, and drops it if
-//! a block at that height reaches the chain first. The block timeout is in the hold
-//! because the first in line, if it had anything pending when the tip came, cuts its
-//! block by then at the latest; the grace is for that block to reach the chain.
+//! `SHA-256(tip hash ‖ 0x00 ‖ id)`. The node ranked first builds a block at once from
+//! whatever it has pending (it does not wait for a full block or the block timeout:
+//! it is its turn, and nobody else will publish for a grace) and publishes it as soon
+//! as it is mined; the node ranked `r ≥ 1` builds by the usual rule (a full block, or
+//! the oldest pending transaction waited the block timeout), holds the solved block
+//! until `min(r, MAX_RANK) × grace` after it read the tip, and drops it if a block at
+//! that height reaches the chain first. A node alone (it knows no other publisher)
+//! keeps the usual rule: there is nobody to race, and block size and timeout keep
+//! their meaning.
 //!
 //! Invariants:
 //! - **Any node may extend the chain.** A node always counts itself; holding only
-//!   delays a publish, never forbids it, and the longest hold is
-//!   `block timeout + MAX_RANK × grace` after the tip (a dead or silent node costs the
-//!   others at most that per height, and leaves the known set once its last block is
-//!   more than [`WINDOW`] blocks deep).
+//!   delays a publish, never forbids it, and the longest hold is `MAX_RANK × grace`
+//!   after the tip (a dead or idle node first in line costs the others at most that
+//!   per height, and leaves the known set once its last block is more than [`WINDOW`]
+//!   blocks deep).
 //! - **Deterministic from the chain.** The known identities are the reward recipients
 //!   of the last [`WINDOW`] blocks plus the node itself, so nodes that have all won a
 //!   block recently agree on every rank without exchanging a message; a node that has
@@ -48,17 +50,14 @@ pub const MAX_RANK: usize = 3;
 #[derive(Clone, Debug)]
 pub struct Turns {
     grace: Duration,
-    /// The nodes' block timeout: the first in line cuts a block by then.
-    lead: Duration,
     recent: VecDeque<String>,
 }
 
 impl Turns {
-    /// `grace` per rank after `block_timeout` (a grace of zero turns holds off).
-    pub fn new(grace: Duration, block_timeout: Duration) -> Self {
+    /// `grace` per rank (zero turns the policy off).
+    pub fn new(grace: Duration) -> Self {
         Turns {
             grace,
-            lead: block_timeout,
             recent: VecDeque::with_capacity(WINDOW),
         }
     }
@@ -103,11 +102,16 @@ impl Turns {
 
     /// How long after reading `tip` this node holds a solved block before publishing.
     pub fn hold(&self, tip: &[u8], me: &str) -> Duration {
-        match self.rank(tip, me).min(MAX_RANK) {
-            _ if !self.enabled() => Duration::ZERO,
-            0 => Duration::ZERO,
-            rank => self.lead + self.grace * rank as u32,
+        if !self.enabled() {
+            return Duration::ZERO;
         }
+        self.grace * self.rank(tip, me).min(MAX_RANK) as u32
+    }
+
+    /// Whether `me` is first in line after `tip` among more than one known publisher:
+    /// then it builds at once from what it has, without waiting to fill a block.
+    pub fn my_turn(&self, tip: &[u8], me: &str) -> bool {
+        self.enabled() && self.known(me).len() > 1 && self.rank(tip, me) == 0
     }
 }
 
@@ -125,10 +129,9 @@ mod tests {
     use super::*;
 
     const GRACE: Duration = Duration::from_millis(100);
-    const TIMEOUT: Duration = Duration::from_millis(200);
 
     fn turns_with(ids: &[&str]) -> Turns {
-        let mut turns = Turns::new(GRACE, TIMEOUT);
+        let mut turns = Turns::new(GRACE);
         for id in ids {
             turns.on_block(Some(id));
         }
@@ -148,6 +151,8 @@ mod tests {
             let mut ranks: Vec<usize> = ids.iter().map(|id| turns.rank(&tip, id)).collect();
             ranks.sort_unstable();
             assert_eq!(ranks, vec![0, 1, 2], "tip {n}: every rank exactly once");
+            let firsts = ids.iter().filter(|id| turns.my_turn(&tip, id)).count();
+            assert_eq!(firsts, 1, "tip {n}: exactly one node's turn");
         }
     }
 
@@ -175,11 +180,11 @@ mod tests {
             holds,
             vec![
                 Duration::ZERO,
-                TIMEOUT + GRACE,
-                TIMEOUT + GRACE * 2,
-                TIMEOUT + GRACE * 3,
-                TIMEOUT + GRACE * 3,
-                TIMEOUT + GRACE * 3
+                GRACE,
+                GRACE * 2,
+                GRACE * 3,
+                GRACE * 3,
+                GRACE * 3
             ]
         );
     }
@@ -196,8 +201,10 @@ mod tests {
             "the newcomer is first at some heights ({firsts})"
         );
         // Alone, a node is always first.
-        let alone = Turns::new(GRACE, TIMEOUT);
+        let alone = Turns::new(GRACE);
         assert!((0..50).all(|n| alone.hold(&tip(n), "solo").is_zero()));
+        // ... but it keeps the usual block-cutting rule: nobody to race.
+        assert!((0..50).all(|n| !alone.my_turn(&tip(n), "solo")));
     }
 
     #[test]
@@ -222,10 +229,11 @@ mod tests {
 
     #[test]
     fn zero_grace_publishes_at_once() {
-        let mut turns = Turns::new(Duration::ZERO, TIMEOUT);
+        let mut turns = Turns::new(Duration::ZERO);
         turns.on_block(Some("a"));
         turns.on_block(Some("b"));
         assert!(!turns.enabled());
+        assert!((0..50).all(|n| !turns.my_turn(&tip(n), "a") && !turns.my_turn(&tip(n), "b")));
         assert!((0..50)
             .all(|n| turns.hold(&tip(n), "a").is_zero() && turns.hold(&tip(n), "b").is_zero()));
     }
