@@ -680,6 +680,12 @@ impl Node {
         self.txs_on_chain_since_status += block.origins.len() as u64;
         let ours = block.miner.as_deref() == Some(self.id.as_str());
         let mined_in = match self.stage {
+            Stage::Awaiting {
+                mined_in, since, ..
+            } if ours && live => {
+                self.turns.on_round_trip(since.elapsed());
+                Some(mined_in)
+            }
             Stage::Awaiting { mined_in, .. } if ours => Some(mined_in),
             _ => None,
         };
@@ -896,11 +902,18 @@ impl Node {
             .pool
             .oldest_wait(Instant::now())
             .is_some_and(|w| w >= self.config.block_timeout);
-        // Our turn on this tip (`node::turn`): build now with what we have.
-        let my_turn = self
-            .chain
-            .tip()
-            .is_some_and(|tip| self.turns.my_turn(tip.hash.as_bytes(), &self.id));
+        // Our turn on this tip (`node::turn`): cut at half a block or half the timeout.
+        let half_due = 2 * self.pool.len() >= self.budget.max_txs()
+            || 2 * (self.pool.bytes() + BLOCK_TX_SEPARATOR_BYTES * self.pool.len()) >= room
+            || self
+                .pool
+                .oldest_wait(Instant::now())
+                .is_some_and(|w| 2 * w >= self.config.block_timeout);
+        let my_turn = half_due
+            && self
+                .chain
+                .tip()
+                .is_some_and(|tip| self.turns.my_turn(tip.hash.as_bytes(), &self.id));
         if !full && !waited && !my_turn {
             return;
         }

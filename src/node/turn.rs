@@ -6,10 +6,11 @@
 //! one block per height is thrown away (docs/consensus.md, "Stale storms").
 //!
 //! The policy: for each tip, every node ranks the identities it knows by
-//! `SHA-256(tip hash ‖ 0x00 ‖ id)`. The node ranked first builds a block at once from
-//! whatever it has pending (it does not wait for a full block or the block timeout:
-//! it is its turn, and nobody else will publish for a grace) and publishes it as soon
-//! as it is mined; the node ranked `r ≥ 1` builds by the usual rule (a full block, or
+//! `SHA-256(tip hash ‖ 0x00 ‖ id)`. The node ranked first cuts its block early, at
+//! half a block or when its oldest pending transaction waited half the block timeout
+//! (it is its turn, and nobody else publishes for a grace; a node that never mines by
+//! choice, with a huge block size and timeout, still never does), and publishes it as
+//! soon as it is mined; the node ranked `r ≥ 1` builds by the usual rule (a full block, or
 //! the oldest pending transaction waited the block timeout), holds the solved block
 //! until `min(r, MAX_RANK) × grace` after it read the tip, and drops it if a block at
 //! that height reaches the chain first. A node alone (it knows no other publisher)
@@ -32,6 +33,10 @@
 //!   node, an older kafkachain) only competes as before.
 //! - **Timing is local.** Holds are measured from the moment this node read the tip,
 //!   on its own monotonic clock; no clocks are compared between nodes.
+//! - **The grace adapts**: the grace in force is the configured one, or twice the
+//!   recent round trip of this node's own blocks (publish → read back) if that is
+//!   longer, capped at [`MAX_GRACE_FACTOR`] × the configured one, so a slow broker or a
+//!   loaded machine does not turn holds back into races.
 //! - `grace = 0` turns the policy off: every node publishes as soon as it has mined.
 
 use std::collections::VecDeque;
@@ -45,12 +50,18 @@ pub const WINDOW: usize = 64;
 /// blocks an attacker can push a node down the ranking, but delay it by no more than
 /// `MAX_RANK × grace` per height.
 pub const MAX_RANK: usize = 3;
+/// The grace adapts to the cluster: at least twice the recent round trip of this
+/// node's own blocks (publish → read back), so the first in line's block has time to
+/// arrive; but never more than this many times the configured grace.
+pub const MAX_GRACE_FACTOR: u32 = 5;
 
 /// The turn policy and the recent publishers it ranks.
 #[derive(Clone, Debug)]
 pub struct Turns {
     grace: Duration,
     recent: VecDeque<String>,
+    /// Moving average of this node's publish → read-back time.
+    round_trip: Option<Duration>,
 }
 
 impl Turns {
@@ -59,7 +70,23 @@ impl Turns {
         Turns {
             grace,
             recent: VecDeque::with_capacity(WINDOW),
+            round_trip: None,
         }
+    }
+
+    /// One of our blocks came back `took` after we published it.
+    pub fn on_round_trip(&mut self, took: Duration) {
+        self.round_trip = Some(match self.round_trip {
+            None => took,
+            Some(avg) => (avg * 7 + took) / 8,
+        });
+    }
+
+    /// The grace per rank in force: the configured one, or twice the recent round
+    /// trip if that is longer, capped at [`MAX_GRACE_FACTOR`] × the configured one.
+    pub fn grace(&self) -> Duration {
+        let wanted = self.round_trip.map_or(Duration::ZERO, |rt| rt * 2);
+        wanted.clamp(self.grace, self.grace * MAX_GRACE_FACTOR)
     }
 
     /// Whether holds are in force (a grace above zero).
@@ -105,11 +132,11 @@ impl Turns {
         if !self.enabled() {
             return Duration::ZERO;
         }
-        self.grace * self.rank(tip, me).min(MAX_RANK) as u32
+        self.grace() * self.rank(tip, me).min(MAX_RANK) as u32
     }
 
     /// Whether `me` is first in line after `tip` among more than one known publisher:
-    /// then it builds at once from what it has, without waiting to fill a block.
+    /// then it cuts its block early (half full, or half the block timeout).
     pub fn my_turn(&self, tip: &[u8], me: &str) -> bool {
         self.enabled() && self.known(me).len() > 1 && self.rank(tip, me) == 0
     }
@@ -228,8 +255,22 @@ mod tests {
     }
 
     #[test]
+    fn the_grace_follows_the_round_trip_within_bounds() {
+        let mut turns = Turns::new(GRACE);
+        assert_eq!(turns.grace(), GRACE);
+        turns.on_round_trip(Duration::from_millis(20));
+        assert_eq!(turns.grace(), GRACE, "never below the configured grace");
+        let mut slow = Turns::new(GRACE);
+        slow.on_round_trip(Duration::from_millis(150));
+        assert_eq!(slow.grace(), Duration::from_millis(300));
+        slow.on_round_trip(Duration::from_secs(60));
+        assert_eq!(slow.grace(), GRACE * MAX_GRACE_FACTOR, "capped");
+    }
+
+    #[test]
     fn zero_grace_publishes_at_once() {
         let mut turns = Turns::new(Duration::ZERO);
+        turns.on_round_trip(Duration::from_secs(1));
         turns.on_block(Some("a"));
         turns.on_block(Some("b"));
         assert!(!turns.enabled());
