@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde::Serialize;
 
+use super::races::{self, Arrival, RaceReport};
 use super::{Latency, Memory};
 use crate::chain::{ChainState, Origin};
 use crate::transport::chain_log::ChainLog;
@@ -31,6 +32,8 @@ pub struct LedgerParams {
     pub rss_checkpoint: Option<u64>,
     /// `--rules accounts`: this many funded sender accounts sign the transfers.
     pub accounts_senders: Option<usize>,
+    /// The nodes' `--turn-grace`, in milliseconds (0 = publish at once).
+    pub turn_grace_ms: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -50,6 +53,9 @@ pub struct LedgerReport {
     pub blocks: u64,
     pub stale_blocks: u64,
     pub invalid_records: u64,
+    pub turn_grace_ms: u64,
+    /// Rival blocks per height and what the races cost (`bench::races`).
+    pub races: RaceReport,
     pub rss_checkpoint_txs: Option<u64>,
     pub node_memory: Vec<NodeMemory>,
 }
@@ -57,6 +63,7 @@ pub struct LedgerReport {
 struct NodeProcess {
     name: String,
     child: Child,
+    log: std::path::PathBuf,
 }
 
 impl NodeProcess {
@@ -153,6 +160,7 @@ fn start_node(
         .args(["--block-size", &params.block_size.to_string()])
         .args(["--block-timeout", &format!("{}ms", params.block_timeout_ms)])
         .args(["--threads", &threads.to_string()])
+        .args(["--turn-grace", &format!("{}ms", params.turn_grace_ms)])
         .args(accounts_flags(params, dir)?)
         .env("RUST_LOG", "warn,kafkachain=info")
         .stdin(Stdio::null())
@@ -162,7 +170,11 @@ fn start_node(
         command.arg("-X").arg(format!("{key}={value}"));
     }
     let child = command.spawn().context("starting a node process")?;
-    let mut node = NodeProcess { name, child };
+    let mut node = NodeProcess {
+        name,
+        child,
+        log: log_path.clone(),
+    };
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let log = std::fs::read_to_string(&log_path).unwrap_or_default();
@@ -186,6 +198,7 @@ struct Follower {
     blocks: AtomicU64,
     stale: AtomicU64,
     invalid: AtomicU64,
+    arrivals: Mutex<Vec<Arrival>>,
 }
 
 pub fn run(
@@ -214,6 +227,7 @@ pub fn run(
         blocks: AtomicU64::new(0),
         stale: AtomicU64::new(0),
         invalid: AtomicU64::new(0),
+        arrivals: Mutex::new(Vec::new()),
     });
     let stop = Arc::new(AtomicBool::new(false));
     let follow = {
@@ -228,7 +242,33 @@ pub fn run(
                 log.poll_batch(4096, Duration::from_millis(20), &mut batch)?;
                 let now = Instant::now();
                 for record in &batch {
-                    match chain.apply(&record.payload) {
+                    let applied = chain.apply(&record.payload);
+                    let arrival = match &applied {
+                        Ok(block) => Some(Arrival {
+                            height: block.index,
+                            miner: block.miner.clone(),
+                            at: now,
+                            stale: false,
+                        }),
+                        Err(d) if d.is_stale() => {
+                            let (height, miner) = races::identify(&record.payload);
+                            height.map(|height| Arrival {
+                                height,
+                                miner,
+                                at: now,
+                                stale: true,
+                            })
+                        }
+                        Err(_) => None,
+                    };
+                    if let Some(arrival) = arrival {
+                        follower
+                            .arrivals
+                            .lock()
+                            .map_err(|_| anyhow::anyhow!("poisoned"))?
+                            .push(arrival);
+                    }
+                    match applied {
                         Ok(block) => {
                             follower.blocks.fetch_add(1, Ordering::Relaxed);
                             let mut seen = follower
@@ -333,9 +373,27 @@ pub fn run(
         .join()
         .map_err(|_| anyhow::anyhow!("chain follower panicked"))??;
     let names_of: Vec<String> = nodes.iter().map(|n| n.name.clone()).collect();
+    let log_paths: Vec<std::path::PathBuf> = nodes.iter().map(|n| n.log.clone()).collect();
     for node in nodes {
         node.stop()?;
     }
+    let logs: Vec<(String, String)> = names_of
+        .iter()
+        .zip(&log_paths)
+        .map(|(name, path)| {
+            (
+                name.clone(),
+                std::fs::read_to_string(path).unwrap_or_default(),
+            )
+        })
+        .collect();
+    let race_report = {
+        let arrivals = follower
+            .arrivals
+            .lock()
+            .map_err(|_| anyhow::anyhow!("poisoned"))?;
+        races::analyse(&arrivals, &logs)
+    };
 
     let seen = follower
         .seen
@@ -360,6 +418,8 @@ pub fn run(
         blocks: follower.blocks.load(Ordering::Relaxed),
         stale_blocks: follower.stale.load(Ordering::Relaxed),
         invalid_records: follower.invalid.load(Ordering::Relaxed),
+        turn_grace_ms: params.turn_grace_ms,
+        races: race_report,
         rss_checkpoint_txs: params.rss_checkpoint,
         node_memory: names_of
             .into_iter()

@@ -4,6 +4,8 @@
 //! - [`baseline`]: bare rdkafka producer + consumer, same producer settings as the node.
 //! - [`ledger`]: the same transactions through N real node processes, read back from
 //!   the chain topic: committed tx/s, publish-to-chain latency, stale blocks, node RSS.
+//! - [`races`]: rival blocks per height, how far behind the winner they arrive, and
+//!   each node's time from tip to publish (issue 15).
 //! - [`replay`]: a node's start-up replay of a long chain against a bare consumer
 //!   reading the same topic.
 //! - [`local_broker`]: the throwaway Tansu used when no `--brokers` is given.
@@ -14,6 +16,7 @@ pub mod accounts;
 pub mod baseline;
 pub mod ledger;
 pub mod local_broker;
+pub mod races;
 pub mod replay;
 
 use std::time::Duration;

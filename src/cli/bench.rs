@@ -66,6 +66,14 @@ pub struct BenchArgs {
     /// Funded sender accounts signing the transfers (`--rules accounts`).
     #[arg(long, default_value_t = 1000)]
     pub senders: usize,
+    /// The nodes' publishing turns (`kafkachain node --turn-grace`), in milliseconds;
+    /// 0 = every node publishes as soon as it has mined (the old behaviour).
+    #[arg(long, default_value_t = 100)]
+    pub turn_grace_ms: u64,
+    /// Also run every ledger phase with this turn grace, interleaved with the main one,
+    /// for a before/after comparison in one run (e.g. `--compare-grace-ms 0`).
+    #[arg(long)]
+    pub compare_grace_ms: Option<u64>,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -84,9 +92,19 @@ struct Report {
     ledger: Option<LedgerReport>,
     ratio: Option<f64>,
     latency_run: Option<LedgerReport>,
+    /// The same phases with `--compare-grace-ms`.
+    compare: Option<Compare>,
     replay: Option<ReplayReport>,
     /// CPU time the throwaway broker used over the whole run.
     broker_cpu_seconds: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+struct Compare {
+    turn_grace_ms: u64,
+    ledger: Option<LedgerReport>,
+    ratio: Option<f64>,
+    latency_run: Option<LedgerReport>,
 }
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
@@ -143,7 +161,12 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         rate: args.rate,
         rss_checkpoint: args.rss_checkpoint,
         accounts_senders: matches!(args.rules, RulesArg::Accounts).then_some(args.senders),
+        turn_grace_ms: args.turn_grace_ms,
     };
+    let compare_params = args.compare_grace_ms.map(|ms| LedgerParams {
+        turn_grace_ms: ms,
+        ..params.clone()
+    });
     let mut report = Report {
         brokers,
         engine: local.as_ref().map(|l| l.engine.name().to_string()),
@@ -155,6 +178,12 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         ledger: None,
         ratio: None,
         latency_run: None,
+        compare: args.compare_grace_ms.map(|ms| Compare {
+            turn_grace_ms: ms,
+            ledger: None,
+            ratio: None,
+            latency_run: None,
+        }),
         replay: None,
         broker_cpu_seconds: None,
     };
@@ -167,6 +196,15 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         );
         let full = ledger::run(&exe, &kafka, &params, &payload)?;
         report.ratio = Some(full.committed_tx_per_sec / base.msgs_per_sec);
+        if let (Some(compare), Some(p)) = (&mut report.compare, &compare_params) {
+            eprintln!(
+                "bench: ledger again with turn grace {} ms ...",
+                p.turn_grace_ms
+            );
+            let run = ledger::run(&exe, &kafka, p, &payload)?;
+            compare.ratio = Some(run.committed_tx_per_sec / base.msgs_per_sec);
+            compare.ledger = Some(run);
+        }
         if args.latency_load > 0.0 {
             let rate = base.msgs_per_sec * args.latency_load;
             eprintln!("bench: ledger at {rate:.0} tx/s for latency ...");
@@ -176,6 +214,18 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
                 ..params.clone()
             };
             report.latency_run = Some(ledger::run(&exe, &kafka, &latency_params, &payload)?);
+            if let (Some(compare), Some(p)) = (&mut report.compare, &compare_params) {
+                eprintln!(
+                    "bench: ledger at {rate:.0} tx/s with turn grace {} ms ...",
+                    p.turn_grace_ms
+                );
+                let p = LedgerParams {
+                    rate: Some(rate),
+                    rss_checkpoint: None,
+                    ..p.clone()
+                };
+                compare.latency_run = Some(ledger::run(&exe, &kafka, &p, &payload)?);
+            }
         }
         report.baseline = Some(base);
         report.ledger = Some(full);
@@ -234,6 +284,22 @@ fn print_table(r: &Report) {
             run,
         );
     }
+    if let Some(c) = &r.compare {
+        if let Some(run) = &c.ledger {
+            println!(
+                "{:<34} {:>14}",
+                format!("ratio with turn grace {} ms", c.turn_grace_ms),
+                format!("{:.2}", c.ratio.unwrap_or(0.0))
+            );
+            print_ledger("full speed", run);
+        }
+        if let Some(run) = &c.latency_run {
+            print_ledger(
+                &format!("at {:.0} tx/s", run.offered_rate.unwrap_or(0.0)),
+                run,
+            );
+        }
+    }
     if let Some(cpu) = r.broker_cpu_seconds {
         println!("local broker CPU over the whole run: {cpu:.1} s");
     }
@@ -253,7 +319,8 @@ fn print_table(r: &Report) {
 
 fn print_ledger(label: &str, run: &LedgerReport) {
     println!(
-        "ledger {label}: {:.0} tx/s, latency p50 {:.0} ms p99 {:.0} ms max {:.0} ms, {} blocks, {} stale ({:.0}% of published), {} invalid",
+        "ledger {label}, turn grace {} ms: {:.0} tx/s, latency p50 {:.0} ms p99 {:.0} ms max {:.0} ms, {} blocks, {} stale ({:.0}% of published), {} invalid",
+        run.turn_grace_ms,
         run.committed_tx_per_sec,
         run.latency.p50_ms,
         run.latency.p99_ms,
@@ -263,6 +330,21 @@ fn print_ledger(label: &str, run: &LedgerReport) {
         100.0 * run.stale_blocks as f64 / (run.blocks + run.stale_blocks).max(1) as f64,
         run.invalid_records
     );
+    let races = &run.races;
+    println!(
+        "  races: {} of {} heights drew a rival (stale per height {:?}); rivals arrived p50 {:.0} ms p99 {:.0} ms after the winner",
+        races.raced_heights,
+        races.heights,
+        races.stale_per_height,
+        races.rival_gap.p50_ms,
+        races.rival_gap.p99_ms
+    );
+    for n in &races.nodes {
+        println!(
+            "  {}: published {}, lost {} ({:.0} ms from tip to publish thrown away); tip to publish p50 {:.0} ms p99 {:.0} ms",
+            n.node, n.published, n.lost, n.lost_ms, n.tip_to_publish.p50_ms, n.tip_to_publish.p99_ms
+        );
+    }
     for m in &run.node_memory {
         let fmt = |mem: Option<crate::bench::Memory>| {
             mem.map_or("-".to_string(), |m| {

@@ -65,6 +65,11 @@ pub struct NodeArgs {
     /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9464).
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<std::net::SocketAddr>,
+    /// Publishing turns: when another node is first in line for the next block, hold
+    /// a solved block for the block timeout plus this long per place behind it, and drop
+    /// it if that node's block comes first (0 = publish at once; docs/consensus.md).
+    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
+    pub turn_grace: Duration,
 }
 
 /// Parses `1s`, `250ms`, `2m` or a bare number of seconds.
@@ -130,6 +135,7 @@ pub fn run(args: &NodeArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(args.block_size > 0, "--block-size must be at least 1");
     config.block_size = args.block_size;
     config.block_timeout = args.block_timeout;
+    config.turn_grace = args.turn_grace;
     config.reward = args.reward.clone();
     if let Some(threads) = args.threads {
         config.mining_threads = threads.max(1);

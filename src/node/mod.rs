@@ -6,6 +6,7 @@
 //!   never-overdrawing block selection, indexing the pool by sender and nonce.
 //! - [`keyfile`]: ed25519 key files (the node's own key, `kafkachain keys`).
 //! - [`miner`]: proof of work on its own thread, cancelled when the tip moves.
+//! - [`turn`]: whose turn it is to publish on a tip, so nodes do not race every height.
 //! - [`identity`]: the node id kept in the data directory.
 //! - [`metrics`]: Prometheus metrics, updated from a few hooks in the loop.
 //! - [`shutdown`]: the stop flag shared by every thread.
@@ -28,6 +29,7 @@ pub mod metrics;
 pub mod miner;
 pub mod pool;
 pub mod shutdown;
+pub mod turn;
 
 mod run;
 

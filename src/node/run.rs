@@ -44,6 +44,7 @@ use super::accounts_pool::{self, AccountsPool, Offered};
 use super::budget::BlockBudget;
 use super::miner::{MineResult, MinerThread};
 use super::pool::Pool;
+use super::turn::Turns;
 use super::{identity, Shutdown};
 use crate::chain::{
     self, Appended, BlockTemplate, ChainState, ClaimScope, Discarded, Origin, Rules, Transaction,
@@ -78,6 +79,9 @@ pub struct NodeConfig {
     pub genesis_alloc: std::collections::BTreeMap<chain::accounts::Address, u64>,
     /// Prometheus metrics to update (`--metrics`).
     pub metrics: Option<Arc<super::metrics::NodeMetrics>>,
+    /// Publishing turns: a node not first in line holds a solved block this long per
+    /// rank after reading the tip (`node::turn`; zero = publish at once).
+    pub turn_grace: Duration,
 }
 
 impl NodeConfig {
@@ -99,6 +103,7 @@ impl NodeConfig {
             progress: false,
             genesis_alloc: Default::default(),
             metrics: None,
+            turn_grace: DEFAULT_TURN_GRACE,
         }
     }
 }
@@ -154,6 +159,8 @@ pub struct NodeSummary {
     pub oversized_txs: u64,
     pub txs_already_on_chain: u64,
     pub publish_failures: u64,
+    /// Solved blocks held for another node's turn and dropped when its block came first.
+    pub held_dropped: u64,
 }
 
 /// What the loop is doing about the next block.
@@ -165,6 +172,15 @@ enum Stage {
         template: BlockTemplate,
         txs: usize,
     },
+    /// Block `id` solved, held until `until` because another node goes first.
+    Holding {
+        id: u64,
+        block: Vec<u8>,
+        until: Instant,
+        mined_in: Duration,
+        txs: usize,
+        index: u64,
+    },
     /// Published block `id`; waiting to read a block back from the chain topic.
     Awaiting {
         id: u64,
@@ -174,6 +190,8 @@ enum Stage {
     },
 }
 
+/// Default of [`NodeConfig::turn_grace`] (`--turn-grace`).
+pub const DEFAULT_TURN_GRACE: Duration = Duration::from_millis(100);
 /// How long to wait for our published block to come back before building again.
 const AWAIT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Stop taking transactions in while this many are pending (back-pressure on the topic):
@@ -242,6 +260,9 @@ pub struct Node {
     commit_after: Option<Instant>,
     last_status: Instant,
     txs_on_chain_since_status: u64,
+    /// Whose turn it is to publish on the current tip, and when we read that tip.
+    turns: Turns,
+    tip_seen: Instant,
 }
 
 fn now_seconds() -> f64 {
@@ -331,6 +352,7 @@ impl Node {
             control: control_tx,
         };
         let reward_len = Transaction::reward(&id, &config.reward).encoded_len();
+        let config_turn_grace = config.turn_grace;
         let mut node = Node {
             summary: NodeSummary {
                 id: id.clone(),
@@ -364,6 +386,8 @@ impl Node {
             commit_after: None,
             last_status: Instant::now(),
             txs_on_chain_since_status: 0,
+            turns: Turns::new(config_turn_grace),
+            tip_seen: Instant::now(),
         };
         node.track_claims();
         node.replay(end, shutdown)?;
@@ -568,8 +592,13 @@ impl Node {
                 } else {
                     crossbeam_channel::never()
                 };
+            let hold = match self.stage {
+                Stage::Holding { until, .. } => crossbeam_channel::at(until),
+                _ => crossbeam_channel::never(),
+            };
             select! {
                 recv(self.chain_rx) -> msg => self.on_chain_batch(msg)?,
+                recv(hold) -> _ => self.publish_held(),
                 recv(self.control_rx) -> msg => if let Ok(event) = msg { self.on_intake(event) },
                 recv(intake_rx) -> msg => if let Ok(event) = msg {
                     // Assignments before the records that follow them.
@@ -677,6 +706,12 @@ impl Node {
         self.txs_on_chain_since_status += block.origins.len() as u64;
         let ours = block.miner.as_deref() == Some(self.id.as_str());
         let mined_in = match self.stage {
+            Stage::Awaiting {
+                mined_in, since, ..
+            } if ours && live => {
+                self.turns.on_round_trip(since.elapsed());
+                Some(mined_in)
+            }
             Stage::Awaiting { mined_in, .. } if ours => Some(mined_in),
             _ => None,
         };
@@ -699,9 +734,19 @@ impl Node {
                 "block"
             );
         }
-        // The tip moved: whatever we were mining or waiting for is now stale.
-        if let Stage::Mining { .. } = self.stage {
-            self.miner.cancel();
+        self.turns.on_block(block.miner.as_deref());
+        self.tip_seen = Instant::now();
+        // The tip moved: whatever we were mining, holding or waiting for is now stale.
+        match self.stage {
+            Stage::Mining { .. } => self.miner.cancel(),
+            Stage::Holding { index, .. } => {
+                self.summary.held_dropped += 1;
+                debug!(
+                    height = index,
+                    "dropped a held block: another node's came first"
+                );
+            }
+            _ => {}
         }
         self.stage = Stage::Idle;
     }
@@ -883,7 +928,19 @@ impl Node {
             .pool
             .oldest_wait(Instant::now())
             .is_some_and(|w| w >= self.config.block_timeout);
-        if !full && !waited {
+        // Our turn on this tip (`node::turn`): cut at half a block or half the timeout.
+        let half_due = 2 * self.pool.len() >= self.budget.max_txs()
+            || 2 * (self.pool.bytes() + BLOCK_TX_SEPARATOR_BYTES * self.pool.len()) >= room
+            || self
+                .pool
+                .oldest_wait(Instant::now())
+                .is_some_and(|w| 2 * w >= self.config.block_timeout);
+        let my_turn = half_due
+            && self
+                .chain
+                .tip()
+                .is_some_and(|tip| self.turns.my_turn(tip.hash.as_bytes(), &self.id));
+        if !full && !waited && !my_turn {
             return;
         }
         let (Some(tip), Some(rules)) = (self.chain.tip(), self.chain.rules()) else {
@@ -977,26 +1034,59 @@ impl Node {
             m.on_mined(mined.hashes, result.elapsed);
         }
         let block = template.seal(mined.nonce);
-        let (id, txs) = (*id, *txs);
+        let (id, txs, index) = (*id, *txs, template.index());
+        // Another node's turn first? Hold the block (see `node::turn`).
+        let hold = match self.chain.tip() {
+            Some(tip) => self.turns.hold(tip.hash.as_bytes(), &self.id),
+            None => Duration::ZERO,
+        };
+        let until = self.tip_seen + hold;
+        self.stage = Stage::Holding {
+            id,
+            block,
+            until,
+            mined_in: result.elapsed,
+            txs,
+            index,
+        };
+        if Instant::now() >= until {
+            self.publish_held();
+        }
+        Ok(())
+    }
+
+    /// Publishes the held block (its hold is over, or it never had one).
+    fn publish_held(&mut self) {
+        let Stage::Holding {
+            id,
+            block,
+            mined_in,
+            txs,
+            index,
+            ..
+        } = std::mem::replace(&mut self.stage, Stage::Idle)
+        else {
+            return;
+        };
         if let Err(err) = self.publisher.send(id, Some(CHAIN_PARTITION), &block) {
             self.publish_failed(id, block.len(), err.is_too_large(), &err.to_string());
-            return Ok(());
+            return;
         }
         self.publishing = Some((id, block.len()));
-        debug!(
-            id,
+        // One line per block: `kafkachain bench` reads these for tip-to-publish times.
+        info!(
+            height = index,
             txs,
-            hashes = mined.hashes,
-            ms = result.elapsed.as_millis() as u64,
+            since_tip_ms = self.tip_seen.elapsed().as_millis() as u64,
+            mining_ms = mined_in.as_millis() as u64,
             "published block"
         );
         self.stage = Stage::Awaiting {
             id,
             since: Instant::now(),
-            mined_in: result.elapsed,
+            mined_in,
             txs,
         };
-        Ok(())
     }
 
     fn on_delivery(&mut self, delivery: Delivery) {
@@ -1017,7 +1107,7 @@ impl Node {
     /// large, and build again shortly.
     fn publish_failed(&mut self, id: u64, len: usize, too_large: bool, err: &str) {
         self.summary.publish_failures += 1;
-        if matches!(self.stage, Stage::Mining { .. }) {
+        if matches!(self.stage, Stage::Mining { .. } | Stage::Holding { .. }) {
             self.stage = Stage::Idle;
         }
         if too_large && len > 0 {

@@ -1,0 +1,281 @@
+//! Whose turn it is to publish the next block: the cure for stale storms (issue 15).
+//!
+//! Every node reads a new tip at about the same moment, and at 16 bits of work each
+//! one that has a block's worth of transactions solves it within milliseconds: left
+//! alone, all of them publish within one broker round trip of each other and all but
+//! one block per height is thrown away (docs/consensus.md, "Stale storms").
+//!
+//! The policy: for each tip, every node ranks the identities it knows by
+//! `SHA-256(tip hash ‖ 0x00 ‖ id)`. The node ranked first cuts its block early, at
+//! half a block or when its oldest pending transaction waited half the block timeout
+//! (it is its turn, and nobody else publishes for a grace; a node that never mines by
+//! choice, with a huge block size and timeout, still never does), and publishes it as
+//! soon as it is mined; the node ranked `r ≥ 1` builds by the usual rule (a full block, or
+//! the oldest pending transaction waited the block timeout), holds the solved block
+//! until `min(r, MAX_RANK) × grace` after it read the tip, and drops it if a block at
+//! that height reaches the chain first. A node alone (it knows no other publisher)
+//! keeps the usual rule: there is nobody to race, and block size and timeout keep
+//! their meaning.
+//!
+//! Invariants:
+//! - **Any node may extend the chain.** A node always counts itself; holding only
+//!   delays a publish, never forbids it, and the longest hold is `MAX_RANK × grace`
+//!   after the tip (a dead or idle node first in line costs the others at most that
+//!   per height, and leaves the known set once its last block is more than [`WINDOW`]
+//!   blocks deep).
+//! - **Deterministic from the chain.** The known identities are the reward recipients
+//!   of the last [`WINDOW`] blocks plus the node itself, so nodes that have all won a
+//!   block recently agree on every rank without exchanging a message; a node that has
+//!   never won ranks itself among the others and gets onto the chain within a few
+//!   heights (it publishes at once when it thinks it is first).
+//! - **No wire change.** Nothing is added to blocks or topics; the seed rules' blocks
+//!   are byte for byte what they were, and a node that does not take turns (a Python
+//!   node, an older kafkachain) only competes as before.
+//! - **Timing is local.** Holds are measured from the moment this node read the tip,
+//!   on its own monotonic clock; no clocks are compared between nodes.
+//! - **The grace adapts**: the grace in force is the configured one, or twice the
+//!   recent round trip of this node's own blocks (publish → read back) if that is
+//!   longer, capped at [`MAX_GRACE_FACTOR`] × the configured one, so a slow broker or a
+//!   loaded machine does not turn holds back into races.
+//! - `grace = 0` turns the policy off: every node publishes as soon as it has mined.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+/// Blocks whose reward recipients make up the known identities.
+pub const WINDOW: usize = 64;
+/// Holds stop growing after this many ranks: with made-up reward recipients in recent
+/// blocks an attacker can push a node down the ranking, but delay it by no more than
+/// `MAX_RANK × grace` per height.
+pub const MAX_RANK: usize = 3;
+/// The grace adapts to the cluster: at least twice the recent round trip of this
+/// node's own blocks (publish → read back), so the first in line's block has time to
+/// arrive; but never more than this many times the configured grace.
+pub const MAX_GRACE_FACTOR: u32 = 5;
+
+/// The turn policy and the recent publishers it ranks.
+#[derive(Clone, Debug)]
+pub struct Turns {
+    grace: Duration,
+    recent: VecDeque<String>,
+    /// Moving average of this node's publish → read-back time.
+    round_trip: Option<Duration>,
+}
+
+impl Turns {
+    /// `grace` per rank (zero turns the policy off).
+    pub fn new(grace: Duration) -> Self {
+        Turns {
+            grace,
+            recent: VecDeque::with_capacity(WINDOW),
+            round_trip: None,
+        }
+    }
+
+    /// One of our blocks came back `took` after we published it.
+    pub fn on_round_trip(&mut self, took: Duration) {
+        self.round_trip = Some(match self.round_trip {
+            None => took,
+            Some(avg) => (avg * 7 + took) / 8,
+        });
+    }
+
+    /// The grace per rank in force: the configured one, or twice the recent round
+    /// trip if that is longer, capped at [`MAX_GRACE_FACTOR`] × the configured one.
+    pub fn grace(&self) -> Duration {
+        let wanted = self.round_trip.map_or(Duration::ZERO, |rt| rt * 2);
+        wanted.clamp(self.grace, self.grace * MAX_GRACE_FACTOR)
+    }
+
+    /// Whether holds are in force (a grace above zero).
+    pub fn enabled(&self) -> bool {
+        !self.grace.is_zero()
+    }
+
+    /// A block reached the chain; `miner` is its reward recipient, if it has one.
+    pub fn on_block(&mut self, miner: Option<&str>) {
+        if self.recent.len() == WINDOW {
+            self.recent.pop_front();
+        }
+        // A block without a reward (a genesis) still ages the window.
+        self.recent.push_back(miner.unwrap_or_default().to_string());
+    }
+
+    /// The identities ranked at the next height: recent publishers and `me`, distinct.
+    pub fn known<'a>(&'a self, me: &'a str) -> Vec<&'a str> {
+        let mut ids: Vec<&str> = self
+            .recent
+            .iter()
+            .map(String::as_str)
+            .filter(|id| !id.is_empty())
+            .chain(std::iter::once(me))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    /// `me`'s place in the order for the block after `tip` (0 = my turn).
+    pub fn rank(&self, tip: &[u8], me: &str) -> usize {
+        let mine = priority(tip, me);
+        self.known(me)
+            .into_iter()
+            .filter(|id| *id != me)
+            .filter(|id| (priority(tip, id), *id) < (mine, me))
+            .count()
+    }
+
+    /// How long after reading `tip` this node holds a solved block before publishing.
+    pub fn hold(&self, tip: &[u8], me: &str) -> Duration {
+        if !self.enabled() {
+            return Duration::ZERO;
+        }
+        self.grace() * self.rank(tip, me).min(MAX_RANK) as u32
+    }
+
+    /// Whether `me` is first in line after `tip` among more than one known publisher:
+    /// then it cuts its block early (half full, or half the block timeout).
+    pub fn my_turn(&self, tip: &[u8], me: &str) -> bool {
+        self.enabled() && self.known(me).len() > 1 && self.rank(tip, me) == 0
+    }
+}
+
+/// The ranking key of `id` for the block after `tip`: lower goes first.
+fn priority(tip: &[u8], id: &str) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(tip);
+    hasher.update([0]);
+    hasher.update(id.as_bytes());
+    hasher.finalize().into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GRACE: Duration = Duration::from_millis(100);
+
+    fn turns_with(ids: &[&str]) -> Turns {
+        let mut turns = Turns::new(GRACE);
+        for id in ids {
+            turns.on_block(Some(id));
+        }
+        turns
+    }
+
+    fn tip(n: u32) -> Vec<u8> {
+        Sha256::digest(n.to_be_bytes()).to_vec()
+    }
+
+    #[test]
+    fn nodes_that_know_each_other_agree_on_one_first_per_height() {
+        let ids = ["node-a", "node-b", "node-c"];
+        let turns = turns_with(&ids);
+        for n in 0..500 {
+            let tip = tip(n);
+            let mut ranks: Vec<usize> = ids.iter().map(|id| turns.rank(&tip, id)).collect();
+            ranks.sort_unstable();
+            assert_eq!(ranks, vec![0, 1, 2], "tip {n}: every rank exactly once");
+            let firsts = ids.iter().filter(|id| turns.my_turn(&tip, id)).count();
+            assert_eq!(firsts, 1, "tip {n}: exactly one node's turn");
+        }
+    }
+
+    #[test]
+    fn the_turn_moves_between_nodes_evenly() {
+        let ids = ["node-a", "node-b"];
+        let turns = turns_with(&ids);
+        let firsts = (0..1000)
+            .filter(|n| turns.rank(&tip(*n), "node-a") == 0)
+            .count();
+        assert!(
+            (400..=600).contains(&firsts),
+            "node-a first {firsts} of 1000"
+        );
+    }
+
+    #[test]
+    fn the_first_holds_nothing_and_the_others_hold_by_rank_up_to_the_cap() {
+        let ids = ["a", "b", "c", "d", "e", "f"];
+        let turns = turns_with(&ids);
+        let tip = tip(7);
+        let mut holds: Vec<Duration> = ids.iter().map(|id| turns.hold(&tip, id)).collect();
+        holds.sort_unstable();
+        assert_eq!(
+            holds,
+            vec![
+                Duration::ZERO,
+                GRACE,
+                GRACE * 2,
+                GRACE * 3,
+                GRACE * 3,
+                GRACE * 3
+            ]
+        );
+    }
+
+    #[test]
+    fn a_node_always_counts_itself_so_a_newcomer_is_never_locked_out() {
+        let turns = turns_with(&["old-1", "old-2"]);
+        assert_eq!(turns.known("new").len(), 3);
+        let firsts = (0..300)
+            .filter(|n| turns.rank(&tip(*n), "new") == 0)
+            .count();
+        assert!(
+            firsts > 50,
+            "the newcomer is first at some heights ({firsts})"
+        );
+        // Alone, a node is always first.
+        let alone = Turns::new(GRACE);
+        assert!((0..50).all(|n| alone.hold(&tip(n), "solo").is_zero()));
+        // ... but it keeps the usual block-cutting rule: nobody to race.
+        assert!((0..50).all(|n| !alone.my_turn(&tip(n), "solo")));
+    }
+
+    #[test]
+    fn a_silent_node_leaves_the_known_set_after_the_window() {
+        let mut turns = turns_with(&["dead", "live"]);
+        assert_eq!(turns.known("live"), vec!["dead", "live"]);
+        for _ in 0..WINDOW - 2 {
+            turns.on_block(Some("live"));
+        }
+        assert_eq!(turns.known("live"), vec!["dead", "live"], "still inside");
+        turns.on_block(Some("live"));
+        assert_eq!(turns.known("live"), vec!["live"]);
+        assert!((0..50).all(|n| turns.hold(&tip(n), "live").is_zero()));
+    }
+
+    #[test]
+    fn blocks_without_a_reward_age_the_window_but_name_nobody() {
+        let mut turns = turns_with(&["a"]);
+        turns.on_block(None);
+        assert_eq!(turns.known("b"), vec!["a", "b"]);
+    }
+
+    #[test]
+    fn the_grace_follows_the_round_trip_within_bounds() {
+        let mut turns = Turns::new(GRACE);
+        assert_eq!(turns.grace(), GRACE);
+        turns.on_round_trip(Duration::from_millis(20));
+        assert_eq!(turns.grace(), GRACE, "never below the configured grace");
+        let mut slow = Turns::new(GRACE);
+        slow.on_round_trip(Duration::from_millis(150));
+        assert_eq!(slow.grace(), Duration::from_millis(300));
+        slow.on_round_trip(Duration::from_secs(60));
+        assert_eq!(slow.grace(), GRACE * MAX_GRACE_FACTOR, "capped");
+    }
+
+    #[test]
+    fn zero_grace_publishes_at_once() {
+        let mut turns = Turns::new(Duration::ZERO);
+        turns.on_round_trip(Duration::from_secs(1));
+        turns.on_block(Some("a"));
+        turns.on_block(Some("b"));
+        assert!(!turns.enabled());
+        assert!((0..50).all(|n| !turns.my_turn(&tip(n), "a") && !turns.my_turn(&tip(n), "b")));
+        assert!((0..50)
+            .all(|n| turns.hold(&tip(n), "a").is_zero() && turns.hold(&tip(n), "b").is_zero()));
+    }
+}
