@@ -3,9 +3,11 @@
 //! commit points; this is an index over it by sender and nonce.
 //!
 //! Invariants:
-//! 1. Only transfers whose signature verified (strictly, for this chain's id) enter
-//!    the pool; everything else is rejected at once with its reason, counted and
-//!    committed past — never mined.
+//! 1. Only transfers whose signature verified (for this chain's id; in batches on the
+//!    [`super::verifier`] thread) enter the pool; everything else is rejected at once
+//!    with its reason, counted and committed past — never mined. Intake records are
+//!    settled (pooled or rejected) in arrival order: until its verdict is in, a record
+//!    holds back the commit position of its partition.
 //! 2. At most one pending transfer per (sender, nonce): a second one is a replay or
 //!    a double spend and is rejected. When the chain uses a nonce (our transfer, or a
 //!    conflicting one another node mined), the pending transfer with it is dropped.
@@ -16,8 +18,11 @@
 //!    by applying the selected transfers to a [`crate::chain::accounts::LedgerView`] of the tip, so it never
 //!    overdraws an account: what would (several transfers that together exceed the
 //!    balance) is left pending.
+//! 5. Before mining, the block's transfers get the block's own batch signature check
+//!    ([`AccountsPool::vouch`]): a block that check would fail is never mined, and our
+//!    block is not checked a second time when it comes back.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -125,6 +130,8 @@ pub struct AccountsPool {
     /// could change that (a new pending transfer, a block), so a pool of held transfers
     /// is not scanned again on every turn of the loop.
     stuck: Cell<bool>,
+    /// The transfers [`AccountsPool::select`] last returned, in order.
+    selected: RefCell<Vec<(SignedTransfer, Origin)>>,
 }
 
 impl AccountsPool {
@@ -139,6 +146,7 @@ impl AccountsPool {
             job_seq: 0,
             verifier: None,
             stuck: Cell::new(false),
+            selected: RefCell::new(Vec::new()),
         }
     }
 
@@ -447,6 +455,46 @@ impl AccountsPool {
         });
     }
 
+    /// Checks the signatures of the first `count` transfers of the last
+    /// [`AccountsPool::select`] in one batch, exactly as the block carrying them will be
+    /// checked ([`crate::chain::accounts::Ledger::vouch`]), so our own block is not
+    /// checked again when it comes back. If the batch fails (a transfer whose signer
+    /// gave its signature a small-order component can pass the intake's batch and fail
+    /// this one), the transfers that fail are dropped from the pool and returned with
+    /// the reason, and the caller builds again without them.
+    pub fn vouch(
+        &mut self,
+        chain: &ChainState,
+        pool: &mut Pool,
+        count: usize,
+    ) -> Result<(), Vec<(Origin, AccountsError)>> {
+        let Some(ledger) = chain.accounts() else {
+            return Ok(());
+        };
+        let selected = std::mem::take(&mut *self.selected.borrow_mut());
+        let selected = &selected[..count.min(selected.len())];
+        let transfers: Vec<SignedTransfer> = selected.iter().map(|(t, _)| *t).collect();
+        let bad = match ledger.vouch(&transfers) {
+            Ok(()) => return Ok(()),
+            Err(bad) => bad,
+        };
+        let bad: Vec<(Origin, AccountsError)> = bad
+            .into_iter()
+            .filter_map(|(i, e)| selected.get(i).map(|(_, o)| (*o, e)))
+            .collect();
+        let origins: Vec<Origin> = bad.iter().map(|(o, _)| *o).collect();
+        pool.remove(&origins);
+        for (t, o) in selected {
+            if origins.contains(o) {
+                if let Some(held) = self.by_sender.get_mut(&t.transfer.from) {
+                    held.remove(&t.transfer.nonce);
+                }
+            }
+        }
+        self.stuck.set(false);
+        Err(bad)
+    }
+
     /// Up to `n` transfers for the next block on the tip, oldest sender first, each
     /// sender's in nonce order, none overdrawing an account.
     pub fn select(&self, chain: &ChainState, pool: &Pool, n: usize) -> Vec<Transaction> {
@@ -458,6 +506,8 @@ impl AccountsPool {
         }
         let mut view = ledger.view();
         let mut out = Vec::new();
+        let mut selected = self.selected.borrow_mut();
+        selected.clear();
         for (from, nonce, _) in &self.order {
             if out.len() >= n {
                 break;
@@ -477,6 +527,13 @@ impl AccountsPool {
                     break;
                 }
                 out.push(h.tx.clone());
+                selected.push((
+                    SignedTransfer {
+                        transfer: h.transfer,
+                        sig: h.sig,
+                    },
+                    h.origin,
+                ));
                 next += 1;
             }
         }

@@ -900,7 +900,7 @@ impl Node {
         let (Some(tip), Some(rules)) = (self.chain.tip(), self.chain.rules()) else {
             return;
         };
-        let mut txs = match &self.accounts {
+        let mut txs = match &mut self.accounts {
             Some(accounts) => {
                 // Nonce order per sender: any prefix of the selection is still valid,
                 // so the byte budget cuts it from the end.
@@ -914,6 +914,20 @@ impl Node {
                     })
                     .count();
                 txs.truncate(keep);
+                // The block's signature batch, run now: never mine a block that fails.
+                if let Err(bad) = accounts.vouch(&self.chain, &mut self.pool, txs.len()) {
+                    for (origin, reason) in bad {
+                        self.summary.malformed_txs += 1;
+                        self.pool.consumed(origin.partition, origin.offset);
+                        warn!(
+                            partition = origin.partition,
+                            offset = origin.offset,
+                            %reason,
+                            "rejected transfer at block building"
+                        );
+                    }
+                    return;
+                }
                 txs
             }
             None => self
