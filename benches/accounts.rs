@@ -4,6 +4,8 @@
 //!   cargo bench --bench accounts -- cpu     transfers per CPU-second of the replaying
 //!                                           thread, next to single ed25519 verifies
 //!                                           and a v2 chain of the same shape
+//!   cargo bench --bench accounts -- memory  heap bytes a replayed chain's state keeps,
+//!                                           for growing chain lengths and account counts
 //!
 //! The CPU-time mode exists because the shared machine runs many jobs at once: wall
 //! time there measures the scheduler, thread CPU time measures the code.
@@ -13,13 +15,15 @@
 //! Merkle root, batch signature verification and the balance/nonce updates, on one
 //! core. Throughput is in transfers per second.
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
+use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Duration;
 
 use ed25519_dalek::Signer;
 
 use criterion::{criterion_group, Criterion, Throughput};
-use kafkachain::bench::accounts::build_chain;
+use kafkachain::bench::accounts::{build_chain, for_each_block};
 use kafkachain::chain::ChainState;
 
 const BLOCKS: usize = 200;
@@ -158,9 +162,77 @@ fn v2_chain(blocks: usize, per_block: usize) -> Vec<Vec<u8>> {
     out
 }
 
+/// Counts the heap bytes currently allocated (for the `memory` mode).
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: every call is forwarded to the system allocator unchanged; the counter only
+// observes sizes.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        System.alloc(layout)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        System.dealloc(ptr, layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
+        System.realloc(ptr, layout, new_size)
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Heap bytes a `ChainState` holds after replaying a generated chain (the generator's
+/// own state is gone by then), and the ledger's account count.
+fn state_bytes(senders: usize, blocks: usize, per_block: usize) -> (isize, usize) {
+    let before = LIVE.load(Ordering::Relaxed);
+    let mut state = ChainState::new();
+    for_each_block(senders, blocks, per_block, |b| {
+        let _ = state.apply(b);
+    });
+    assert_eq!(state.height(), blocks as u64 + 1, "must replay fully");
+    let accounts = state.accounts().map_or(0, |l| l.len());
+    let bytes = LIVE.load(Ordering::Relaxed) - before;
+    drop(state);
+    (bytes, accounts)
+}
+
+/// Node state memory: by chain length with the accounts fixed, then by accounts with
+/// the chain length fixed (250 transfers per block).
+fn memory() {
+    println!("transfers  blocks  accounts  state bytes  bytes/transfer  bytes/account");
+    let row = |senders: usize, blocks: usize| {
+        let (bytes, accounts) = state_bytes(senders, blocks, 250);
+        let transfers = blocks * 250;
+        println!(
+            "{transfers:>9}  {blocks:>6}  {accounts:>8}  {bytes:>11}  {:>14.2}  {:>13.1}",
+            bytes as f64 / transfers as f64,
+            bytes as f64 / accounts as f64
+        );
+    };
+    for blocks in [40, 160, 640] {
+        row(1000, blocks);
+    }
+    for senders in [4000, 16000] {
+        row(senders, 160);
+    }
+}
+
 fn main() {
     if std::env::args().skip(1).any(|a| a == "cpu") {
         cpu();
+        return;
+    }
+    if std::env::args().skip(1).any(|a| a == "memory") {
+        memory();
         return;
     }
     benches();

@@ -51,6 +51,19 @@ pub fn transfer(keys: &[SigningKey], i: u64, chain: &ChainId) -> Vec<u8> {
 /// transfers each plus a reward, over `senders` accounts. Difficulty 4: replay cost
 /// does not depend on it.
 pub fn build_chain(senders_n: usize, blocks: usize, per_block: usize) -> Vec<Vec<u8>> {
+    let mut out = Vec::with_capacity(blocks + 1);
+    for_each_block(senders_n, blocks, per_block, |b| out.push(b.to_vec()));
+    out
+}
+
+/// The blocks of [`build_chain`], one at a time (genesis first), without keeping
+/// them: for chains too long to hold in memory.
+pub fn for_each_block(
+    senders_n: usize,
+    blocks: usize,
+    per_block: usize,
+    mut each: impl FnMut(&[u8]),
+) {
     let keys = senders(senders_n.max(2));
     let chain_id = ChainId([0x5a; 32]);
     let genesis = genesis_block(
@@ -63,11 +76,10 @@ pub fn build_chain(senders_n: usize, blocks: usize, per_block: usize) -> Vec<Vec
         1_764_079_200.0,
     );
     let mut state = ChainState::new();
-    let mut out = Vec::with_capacity(blocks + 1);
     if state.apply(&genesis).is_err() {
-        return out;
+        return;
     }
-    out.push(genesis);
+    each(&genesis);
     let miner = Miner::new(1);
     let never = AtomicBool::new(false);
     let reward_to = Address::of(&keys[0].verifying_key()).to_string();
@@ -101,7 +113,6 @@ pub fn build_chain(senders_n: usize, blocks: usize, per_block: usize) -> Vec<Vec
         if state.apply(&block).is_err() {
             break;
         }
-        out.push(block);
+        each(&block);
     }
-    out
 }

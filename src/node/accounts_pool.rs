@@ -3,9 +3,11 @@
 //! commit points; this is an index over it by sender and nonce.
 //!
 //! Invariants:
-//! 1. Only transfers whose signature verified (strictly, for this chain's id) enter
-//!    the pool; everything else is rejected at once with its reason, counted and
-//!    committed past — never mined.
+//! 1. Only transfers whose signature verified (for this chain's id; in batches on the
+//!    [`super::verifier`] thread) enter the pool; everything else is rejected at once
+//!    with its reason, counted and committed past — never mined. Intake records are
+//!    settled (pooled or rejected) in arrival order: until its verdict is in, a record
+//!    holds back the commit position of its partition.
 //! 2. At most one pending transfer per (sender, nonce): a second one is a replay or
 //!    a double spend and is rejected. When the chain uses a nonce (our transfer, or a
 //!    conflicting one another node mined), the pending transfer with it is dropped.
@@ -16,7 +18,11 @@
 //!    by applying the selected transfers to a [`crate::chain::accounts::LedgerView`] of the tip, so it never
 //!    overdraws an account: what would (several transfers that together exceed the
 //!    balance) is left pending.
+//! 5. Before mining, the block's transfers get the block's own batch signature check
+//!    ([`AccountsPool::vouch`]): a block that check would fail is never mined, and our
+//!    block is not checked a second time when it comes back.
 
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -25,9 +31,11 @@ use tracing::{debug, warn};
 
 use super::keyfile::{self, KeyFileError};
 use super::pool::Pool;
+use super::verifier::{Job, Verdicts, Verifier};
 use super::NodeConfig;
 use crate::chain::accounts::{
-    genesis_block, AccountsError, AccountsGenesis, Address, ChainId, SignedTransfer,
+    genesis_block, verify_many, AccountsError, AccountsGenesis, Address, ChainId, SignedTransfer,
+    VerifiedTransfer,
 };
 use crate::chain::{self, ChainState, Origin, Rules, Transaction};
 
@@ -36,6 +44,9 @@ pub const HOLD_WINDOW: u64 = 64;
 /// How long a held transfer may wait for its gap to fill (or for funds) before it is
 /// dropped.
 pub const HOLD_TIME: Duration = Duration::from_secs(300);
+/// Most transfers in one verifier job: a bigger batch costs less per signature
+/// (the multiscalar multiplication), a smaller one answers sooner.
+const MAX_JOB: usize = 2048;
 
 /// The genesis record for a new chain under `config.rules` (accounts: with the
 /// `--genesis-alloc` allocations).
@@ -83,26 +94,74 @@ pub enum Offered {
     AlreadyPending,
 }
 
-/// Pending transfers by sender and nonce.
+/// A record taken from the intake, waiting for its turn in arrival order.
+#[derive(Debug)]
+struct Queued {
+    origin: Origin,
+    slot: Slot,
+}
+
+#[derive(Debug)]
+enum Slot {
+    /// Its signature is being checked: transfer number `seq` sent to the verifier.
+    Waiting { seq: u64 },
+    /// Parsed and checked (or refused on the way).
+    Checked(Result<VerifiedTransfer, AccountsError>),
+    /// Its origin is on the chain already (re-read after a restart or rebalance).
+    OnChain,
+    /// Its partition was revoked: dropped without a trace (the next owner re-reads it).
+    Revoked,
+}
+
+/// Pending transfers by sender and nonce, and the intake records still being checked.
 #[derive(Debug)]
 pub struct AccountsPool {
     chain_id: ChainId,
     by_sender: HashMap<Address, BTreeMap<u64, Held>>,
     /// Arrival order (sender, nonce, origin); may hold entries already gone.
     order: VecDeque<(Address, u64, Origin)>,
+    /// Records taken from the intake, in arrival order, until settled.
+    queue: VecDeque<Queued>,
+    /// Transfers to send to the verifier as the next job; `job_seq` numbers the first.
+    job: Vec<SignedTransfer>,
+    job_seq: u64,
+    verifier: Option<Verifier>,
+    /// Set when [`AccountsPool::select`] found nothing to mine; cleared by anything that
+    /// could change that (a new pending transfer, a block), so a pool of held transfers
+    /// is not scanned again on every turn of the loop.
+    stuck: Cell<bool>,
+    /// The transfers [`AccountsPool::select`] last returned, in order.
+    selected: RefCell<Vec<(SignedTransfer, Origin)>>,
 }
 
 impl AccountsPool {
+    /// Without a verifier thread: [`AccountsPool::take`] checks signatures at once.
     pub fn new(chain_id: ChainId) -> Self {
         AccountsPool {
             chain_id,
             by_sender: HashMap::new(),
             order: VecDeque::new(),
+            queue: VecDeque::new(),
+            job: Vec::new(),
+            job_seq: 0,
+            verifier: None,
+            stuck: Cell::new(false),
+            selected: RefCell::new(Vec::new()),
         }
     }
 
-    /// Checks a record of the transactions topic and, if it is a valid transfer that
-    /// can still land, adds it to `pool`. An error is the reason to reject it.
+    /// With a verifier thread checking intake signatures in batches (the node's way).
+    pub fn with_verifier(chain_id: ChainId) -> std::io::Result<Self> {
+        let mut pool = AccountsPool::new(chain_id);
+        pool.verifier = Some(Verifier::start(chain_id)?);
+        Ok(pool)
+    }
+
+    /// Checks a record of the transactions topic at once (signature included) and, if
+    /// it is a valid transfer that can still land, adds it to `pool`. An error is the
+    /// reason to reject it. The node uses [`AccountsPool::take`] instead, which checks
+    /// signatures in batches on the verifier thread; this is the same decision, one
+    /// record at a time.
     pub fn offer(
         &mut self,
         chain: &ChainState,
@@ -115,12 +174,171 @@ impl AccountsPool {
             return Ok(Offered::AlreadyOnChain);
         }
         let signed = SignedTransfer::parse(payload)?;
-        let ledger = chain.accounts();
         // A sender seen on the chain has its key cached: no decompression.
-        let verified = match ledger.and_then(|l| l.cached_key(&signed.transfer.from)) {
+        let verified = match chain
+            .accounts()
+            .and_then(|l| l.cached_key(&signed.transfer.from))
+        {
             Some(key) => signed.verify_with(&key, &self.chain_id)?,
             None => signed.verify(&self.chain_id)?,
         };
+        self.admit(chain, pool, origin, verified)
+    }
+
+    /// Queues a record of the transactions topic for its signature check on the
+    /// verifier thread (in batches: see [`AccountsPool::flush`]). Its verdict is applied
+    /// by [`AccountsPool::on_verdicts`], in arrival order.
+    pub fn take(&mut self, chain: &ChainState, origin: Origin, payload: &[u8]) {
+        let slot = if chain.contains_origin(origin) {
+            Slot::OnChain
+        } else {
+            match SignedTransfer::parse(payload) {
+                Err(e) => Slot::Checked(Err(e)),
+                Ok(signed) if self.verifier.is_some() => {
+                    let seq = self.job_seq + self.job.len() as u64;
+                    self.job.push(signed);
+                    Slot::Waiting { seq }
+                }
+                // No verifier thread (unit tests): check at once.
+                Ok(signed) => Slot::Checked(
+                    verify_many(&[signed], &self.chain_id, &mut HashMap::new())
+                        .pop()
+                        .unwrap_or(Err(AccountsError::MalformedSignature("not checked"))),
+                ),
+            }
+        };
+        self.queue.push_back(Queued { origin, slot });
+        if self.job.len() >= MAX_JOB {
+            self.flush();
+        }
+    }
+
+    /// Sends the transfers queued since the last flush to the verifier as one job.
+    pub fn flush(&mut self) {
+        let Some(verifier) = &self.verifier else {
+            return;
+        };
+        if self.job.is_empty() {
+            return;
+        }
+        let transfers = std::mem::take(&mut self.job);
+        let first_seq = self.job_seq;
+        self.job_seq += transfers.len() as u64;
+        if !verifier.submit(Job {
+            first_seq,
+            transfers,
+        }) {
+            warn!("the transfer verifier thread is gone; intake stalls");
+        }
+    }
+
+    /// Records and their verdicts that arrived from the intake but are not yet in the
+    /// pool or rejected (they count against the pool's limits).
+    pub fn in_flight(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Where the verifier's verdicts arrive (never, without a verifier thread).
+    pub fn verdicts(&self) -> crossbeam_channel::Receiver<Verdicts> {
+        match &self.verifier {
+            Some(v) => v.verdicts().clone(),
+            None => crossbeam_channel::never(),
+        }
+    }
+
+    /// Applies verdicts from the verifier, then [`AccountsPool::settle`].
+    pub fn on_verdicts(
+        &mut self,
+        chain: &ChainState,
+        pool: &mut Pool,
+        verdicts: Verdicts,
+    ) -> Vec<(Origin, Result<Offered, AccountsError>)> {
+        let first = verdicts.first_seq;
+        let end = first + verdicts.results.len() as u64;
+        let mut results = verdicts.results.into_iter();
+        let mut next = first;
+        for q in self.queue.iter_mut() {
+            let Slot::Waiting { seq } = q.slot else {
+                continue;
+            };
+            if seq < first {
+                continue;
+            }
+            if seq >= end {
+                break;
+            }
+            // Slots revoked in between took their sequence numbers with them.
+            let verdict = results.nth((seq - next) as usize);
+            next = seq + 1;
+            match verdict {
+                Some(v) => q.slot = Slot::Checked(v),
+                None => break,
+            }
+        }
+        self.settle(chain, pool)
+    }
+
+    /// Forgets queued records of partitions the group took away (their next owner
+    /// re-reads them); a verdict still on its way for one is ignored.
+    pub fn revoke(&mut self, partitions: &[i32]) {
+        for q in self.queue.iter_mut() {
+            if partitions.contains(&q.origin.partition) {
+                q.slot = Slot::Revoked;
+            }
+        }
+    }
+
+    /// Puts the records at the front of the queue whose verdicts are in into the pool
+    /// or rejects them, in arrival order, stopping at the first still being checked.
+    /// Returns what became of each; an error is the reason to reject it (the caller
+    /// logs and counts it and marks it consumed).
+    pub fn settle(
+        &mut self,
+        chain: &ChainState,
+        pool: &mut Pool,
+    ) -> Vec<(Origin, Result<Offered, AccountsError>)> {
+        let mut out = Vec::new();
+        while self
+            .queue
+            .front()
+            .is_some_and(|q| !matches!(q.slot, Slot::Waiting { .. }))
+        {
+            let Some(Queued { origin, slot }) = self.queue.pop_front() else {
+                break;
+            };
+            match slot {
+                Slot::Waiting { .. } | Slot::Revoked => {}
+                Slot::OnChain => {
+                    pool.consumed(origin.partition, origin.offset);
+                    out.push((origin, Ok(Offered::AlreadyOnChain)));
+                }
+                Slot::Checked(verdict) => {
+                    let result = verdict.and_then(|v| self.admit(chain, pool, origin, v));
+                    out.push((origin, result));
+                }
+            }
+        }
+        if !out.is_empty() {
+            self.stuck.set(false);
+        }
+        out
+    }
+
+    /// The chain-dependent checks of a transfer whose signature verified, and its
+    /// entry into the pool.
+    fn admit(
+        &mut self,
+        chain: &ChainState,
+        pool: &mut Pool,
+        origin: Origin,
+        verified: VerifiedTransfer,
+    ) -> Result<Offered, AccountsError> {
+        if chain.contains_origin(origin) {
+            pool.consumed(origin.partition, origin.offset);
+            return Ok(Offered::AlreadyOnChain);
+        }
+        let signed = *verified.signed();
+        let ledger = chain.accounts();
         let t = *verified.transfer();
         let account = ledger
             .map(|ledger| ledger.account(&t.from))
@@ -194,12 +412,14 @@ impl AccountsPool {
             },
         );
         self.order.push_back((t.from, t.nonce, origin));
+        self.stuck.set(false);
         Ok(Offered::Pending)
     }
 
     /// After a block: drops transfers whose nonce the chain has used (ours that
     /// landed, and the losing side of a double spend), and those held too long.
     pub fn on_block(&mut self, chain: &ChainState, pool: &mut Pool) {
+        self.stuck.set(false);
         let Some(ledger) = chain.accounts() else {
             return;
         };
@@ -235,14 +455,59 @@ impl AccountsPool {
         });
     }
 
+    /// Checks the signatures of the first `count` transfers of the last
+    /// [`AccountsPool::select`] in one batch, exactly as the block carrying them will be
+    /// checked ([`crate::chain::accounts::Ledger::vouch`]), so our own block is not
+    /// checked again when it comes back. If the batch fails (a transfer whose signer
+    /// gave its signature a small-order component can pass the intake's batch and fail
+    /// this one), the transfers that fail are dropped from the pool and returned with
+    /// the reason, and the caller builds again without them.
+    pub fn vouch(
+        &mut self,
+        chain: &ChainState,
+        pool: &mut Pool,
+        count: usize,
+    ) -> Result<(), Vec<(Origin, AccountsError)>> {
+        let Some(ledger) = chain.accounts() else {
+            return Ok(());
+        };
+        let selected = std::mem::take(&mut *self.selected.borrow_mut());
+        let selected = &selected[..count.min(selected.len())];
+        let transfers: Vec<SignedTransfer> = selected.iter().map(|(t, _)| *t).collect();
+        let bad = match ledger.vouch(&transfers) {
+            Ok(()) => return Ok(()),
+            Err(bad) => bad,
+        };
+        let bad: Vec<(Origin, AccountsError)> = bad
+            .into_iter()
+            .filter_map(|(i, e)| selected.get(i).map(|(_, o)| (*o, e)))
+            .collect();
+        let origins: Vec<Origin> = bad.iter().map(|(o, _)| *o).collect();
+        pool.remove(&origins);
+        for (t, o) in selected {
+            if origins.contains(o) {
+                if let Some(held) = self.by_sender.get_mut(&t.transfer.from) {
+                    held.remove(&t.transfer.nonce);
+                }
+            }
+        }
+        self.stuck.set(false);
+        Err(bad)
+    }
+
     /// Up to `n` transfers for the next block on the tip, oldest sender first, each
     /// sender's in nonce order, none overdrawing an account.
     pub fn select(&self, chain: &ChainState, pool: &Pool, n: usize) -> Vec<Transaction> {
         let Some(ledger) = chain.accounts() else {
             return Vec::new();
         };
+        if self.stuck.get() {
+            return Vec::new();
+        }
         let mut view = ledger.view();
         let mut out = Vec::new();
+        let mut selected = self.selected.borrow_mut();
+        selected.clear();
         for (from, nonce, _) in &self.order {
             if out.len() >= n {
                 break;
@@ -262,9 +527,17 @@ impl AccountsPool {
                     break;
                 }
                 out.push(h.tx.clone());
+                selected.push((
+                    SignedTransfer {
+                        transfer: h.transfer,
+                        sig: h.sig,
+                    },
+                    h.origin,
+                ));
                 next += 1;
             }
         }
+        self.stuck.set(out.is_empty());
         out
     }
 }
@@ -401,5 +674,56 @@ mod tests {
         assert!(pool.is_empty(), "the losing side is dropped");
         assert_eq!(pool.commit_positions(), vec![(0, 1)], "and committed past");
         assert!(ap.select(&s, &pool, 10).is_empty());
+    }
+
+    #[test]
+    fn verified_in_batches_and_settled_in_arrival_order() {
+        let s = chain();
+        let mut pool = Pool::new();
+        let mut ap = AccountsPool::with_verifier(CHAIN).expect("verifier thread");
+        let mut forged = signed(1, 2, 5, 1);
+        let sig_at = String::from_utf8_lossy(&forged)
+            .find("\"sig\": \"")
+            .expect("sig")
+            + 8;
+        forged[sig_at] = if forged[sig_at] == b'0' { b'1' } else { b'0' };
+        let at1 = |offset| Origin {
+            partition: 1,
+            offset,
+        };
+        ap.take(&s, at(0), &signed(1, 2, 5, 0));
+        ap.take(&s, at(1), &forged);
+        ap.take(&s, at(2), b"{}");
+        ap.take(&s, at(3), &signed(1, 2, 5, 1));
+        ap.take(&s, at1(0), &signed(1, 3, 5, 2));
+        assert_eq!(ap.in_flight(), 5);
+        // Nothing is settled (or committable) before its verdict, not even the
+        // malformed record behind a transfer still being checked.
+        assert!(ap.settle(&s, &mut pool).is_empty());
+        assert!(pool.commit_positions().is_empty());
+        ap.flush();
+        // Partition 1 goes to another node while its transfer is being checked.
+        ap.revoke(&[1]);
+        let verdicts = ap
+            .verdicts()
+            .recv_timeout(Duration::from_secs(60))
+            .expect("verdicts");
+        let outcomes = ap.on_verdicts(&s, &mut pool, verdicts);
+        let got: Vec<(i64, bool)> = outcomes
+            .iter()
+            .map(|(o, r)| (o.offset, r.is_ok()))
+            .collect();
+        assert_eq!(got, vec![(0, true), (1, false), (2, false), (3, true)]);
+        assert!(matches!(
+            outcomes[1].1,
+            Err(AccountsError::BadSignature { .. })
+        ));
+        assert_eq!(ap.in_flight(), 0);
+        assert_eq!(
+            pool.len(),
+            2,
+            "the revoked partition's transfer is forgotten"
+        );
+        assert_eq!(ap.select(&s, &pool, 10).len(), 2);
     }
 }

@@ -4,6 +4,8 @@
 //! - [`budget`]: how big a block may be (transactions and bytes).
 //! - [`accounts_pool`]: the accounts rules' intake checks and nonce-ordered,
 //!   never-overdrawing block selection, indexing the pool by sender and nonce.
+//! - [`verifier`]: the accounts intake's signature checks, in batches on a thread of
+//!   their own.
 //! - [`keyfile`]: ed25519 key files (the node's own key, `kafkachain keys`).
 //! - [`miner`]: proof of work on its own thread, cancelled when the tip moves.
 //! - [`turn`]: whose turn it is to publish on a tip, so nodes do not race every height.
@@ -30,6 +32,7 @@ pub mod miner;
 pub mod pool;
 pub mod shutdown;
 pub mod turn;
+pub mod verifier;
 
 mod run;
 

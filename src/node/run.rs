@@ -405,7 +405,12 @@ impl Node {
                 node.id = accounts_pool::node_address(&node.config.data_dir)?;
                 node.summary.id = node.id.clone();
                 node.config.reward = Number::from(block_reward);
-                node.accounts = Some(AccountsPool::new(chain_id));
+                node.accounts = Some(AccountsPool::with_verifier(chain_id).map_err(|source| {
+                    NodeError::Thread {
+                        what: "transfer verifier",
+                        source,
+                    }
+                })?);
                 info!(address = %node.id, "accounts chain: rewards go to this node's key");
             }
         }
@@ -585,13 +590,17 @@ impl Node {
 
     fn run_loop(&mut self, shutdown: &Shutdown) -> Result<(), NodeError> {
         let tick = crossbeam_channel::tick(Duration::from_millis(25));
+        let verdicts_rx = self.accounts.as_ref().map(|a| a.verdicts());
+        let verdicts_rx = verdicts_rx.unwrap_or_else(crossbeam_channel::never);
         while !shutdown.is_triggered() {
-            let intake_rx =
-                if self.pool.len() < MAX_PENDING && self.pool.bytes() < MAX_PENDING_BYTES {
-                    self.intake_rx.clone()
-                } else {
-                    crossbeam_channel::never()
-                };
+            let checking = self.accounts.as_ref().map_or(0, |a| a.in_flight());
+            let intake_rx = if self.pool.len() + checking < MAX_PENDING
+                && self.pool.bytes() < MAX_PENDING_BYTES
+            {
+                self.intake_rx.clone()
+            } else {
+                crossbeam_channel::never()
+            };
             let hold = match self.stage {
                 Stage::Holding { until, .. } => crossbeam_channel::at(until),
                 _ => crossbeam_channel::never(),
@@ -612,10 +621,12 @@ impl Node {
                         }
                     }
                 },
+                recv(verdicts_rx) -> msg => if let Ok(verdicts) = msg { self.on_verdicts(Some(verdicts)) },
                 recv(self.mined_rx) -> msg => if let Ok(result) = msg { self.on_mined(result)? },
                 recv(self.deliveries) -> msg => if let Ok(delivery) = msg { self.on_delivery(delivery) },
                 recv(tick) -> _ => {},
             }
+            self.on_verdicts(None);
             self.maybe_mine();
             self.maybe_commit();
             self.maybe_report_status();
@@ -797,16 +808,9 @@ impl Node {
                     m.on_intake(origin);
                 }
                 if let Some(accounts) = &mut self.accounts {
-                    // Accounts chains: signed transfers only (accounts_pool.rs).
-                    match accounts.offer(&self.chain, &mut self.pool, origin, &payload) {
-                        Ok(Offered::AlreadyOnChain) => self.summary.txs_already_on_chain += 1,
-                        Ok(_) => {}
-                        Err(reason) => {
-                            self.summary.malformed_txs += 1;
-                            self.pool.consumed(partition, offset);
-                            warn!(partition, offset, %reason, "rejected transfer");
-                        }
-                    }
+                    // Accounts chains: signed transfers only, checked in batches on the
+                    // verifier thread, settled in order by `on_verdicts`.
+                    accounts.take(&self.chain, origin, &payload);
                     return;
                 }
                 match chain::parse_submitted(&payload) {
@@ -860,6 +864,9 @@ impl Node {
                 // The revocation callback already committed our safe positions for
                 // these partitions before handing them over.
                 let dropped = self.pool.revoke(&partitions);
+                if let Some(accounts) = &mut self.accounts {
+                    accounts.revoke(&partitions);
+                }
                 info!(?partitions, dropped, "transaction partitions revoked");
                 self.last_commit.retain(|(p, _)| !partitions.contains(p));
                 self.commit_in_flight = None;
@@ -882,6 +889,36 @@ impl Node {
                 self.commit_after = Some(Instant::now() + COMMIT_RETRY);
             }
             IntakeEvent::Error(err) => warn!(error = %err, "transaction consumer error"),
+        }
+    }
+
+    /// Accounts chains: sends the transfers taken since the last turn to the verifier,
+    /// applies `verdicts` if any, and settles the records whose verdicts are in, in
+    /// arrival order (see `accounts_pool.rs`).
+    fn on_verdicts(&mut self, verdicts: Option<super::verifier::Verdicts>) {
+        let Some(accounts) = &mut self.accounts else {
+            return;
+        };
+        accounts.flush();
+        let outcomes = match verdicts {
+            Some(v) => accounts.on_verdicts(&self.chain, &mut self.pool, v),
+            None => accounts.settle(&self.chain, &mut self.pool),
+        };
+        for (origin, outcome) in outcomes {
+            match outcome {
+                Ok(Offered::AlreadyOnChain) => self.summary.txs_already_on_chain += 1,
+                Ok(_) => {}
+                Err(reason) => {
+                    self.summary.malformed_txs += 1;
+                    self.pool.consumed(origin.partition, origin.offset);
+                    warn!(
+                        partition = origin.partition,
+                        offset = origin.offset,
+                        %reason,
+                        "rejected transfer"
+                    );
+                }
+            }
         }
     }
 
@@ -946,7 +983,7 @@ impl Node {
         let (Some(tip), Some(rules)) = (self.chain.tip(), self.chain.rules()) else {
             return;
         };
-        let mut txs = match &self.accounts {
+        let mut txs = match &mut self.accounts {
             Some(accounts) => {
                 // Nonce order per sender: any prefix of the selection is still valid,
                 // so the byte budget cuts it from the end.
@@ -960,6 +997,20 @@ impl Node {
                     })
                     .count();
                 txs.truncate(keep);
+                // The block's signature batch, run now: never mine a block that fails.
+                if let Err(bad) = accounts.vouch(&self.chain, &mut self.pool, txs.len()) {
+                    for (origin, reason) in bad {
+                        self.summary.malformed_txs += 1;
+                        self.pool.consumed(origin.partition, origin.offset);
+                        warn!(
+                            partition = origin.partition,
+                            offset = origin.offset,
+                            %reason,
+                            "rejected transfer at block building"
+                        );
+                    }
+                    return;
+                }
                 txs
             }
             None => self

@@ -5,12 +5,14 @@
 //! block being built) is applied to a view, transfer by transfer, and only a block
 //! that passes whole is written back — a bad transfer leaves the ledger untouched.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
 
 use ed25519_dalek::{Signature, VerifyingKey};
+use sha2::{Digest, Sha256};
 
 use super::address::{Address, ChainId};
-use super::transfer::{read_amount, text, SignedTransfer, Transfer};
+use super::transfer::{read_amount, text, SignedTransfer, Transfer, SIGNED_LEN};
 use super::AccountsError;
 use crate::chain::canonical::{Kind, Tape};
 use crate::chain::rules::RuleError;
@@ -34,6 +36,58 @@ pub struct Ledger {
     /// costs about as much as a third of a signature check), one per sender.
     keys: HashMap<Address, VerifyingKey>,
     supply: u128,
+    /// Digests of transfer lists whose batch verification this node already ran and
+    /// saw pass (see [`Ledger::vouch`]).
+    vouched: Vouched,
+}
+
+/// How many vouched batches are remembered (a block being mined, a few spare).
+const VOUCHED: usize = 8;
+
+/// The digests of batches known to pass: a cache that only saves work. `verify_batch`
+/// is deterministic for given inputs, and the digest covers every input (each
+/// transfer's signed bytes, which hold the sender's key, and its signature, in order),
+/// so skipping a vouched batch gives exactly the verdict running it would.
+#[derive(Default)]
+struct Vouched(Mutex<VecDeque<VouchedBatch>>);
+
+/// A vouched batch: its length and first signature (a cheap filter, so other
+/// blocks are not hashed), and the digest of all its inputs.
+#[derive(Clone, PartialEq, Eq)]
+struct VouchedBatch {
+    len: usize,
+    first_sig: [u8; 64],
+    digest: [u8; 32],
+}
+
+impl Vouched {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<VouchedBatch>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Clone for Vouched {
+    fn clone(&self) -> Self {
+        Vouched(Mutex::new(self.lock().clone()))
+    }
+}
+
+impl std::fmt::Debug for Vouched {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Vouched({})", self.lock().len())
+    }
+}
+
+/// The digest of a batch's inputs: signed bytes and signature of each transfer.
+fn batch_digest<'a>(batch: impl Iterator<Item = (&'a [u8; SIGNED_LEN], &'a [u8; 64])>) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for (message, sig) in batch {
+        h.update(message);
+        h.update(sig);
+    }
+    h.finalize().into()
 }
 
 /// A transaction of an accounts block.
@@ -55,6 +109,7 @@ impl Ledger {
             accounts: HashMap::new(),
             keys: HashMap::new(),
             supply: 0,
+            vouched: Vouched::default(),
         };
         for (address, amount) in allocations {
             address.key("allocations")?;
@@ -160,6 +215,69 @@ impl Ledger {
         Ok(())
     }
 
+    /// Runs the batch signature check a block carrying exactly `transfers` (in this
+    /// order) would get, for a node about to mine them. If it passes, the block is
+    /// vouched for: when it comes back from the chain topic its batch is not run again
+    /// (the verdict would be the same). If it fails, the indexes of the transfers that
+    /// fail alone (`verify_strict`), with the reason: such a block would be rejected by
+    /// every node, so the miner drops them instead of mining it.
+    pub fn vouch(&self, transfers: &[SignedTransfer]) -> Result<(), Vec<(usize, AccountsError)>> {
+        let mut keys = Vec::with_capacity(transfers.len());
+        let mut bad = Vec::new();
+        for (i, t) in transfers.iter().enumerate() {
+            let from = t.transfer.from;
+            match self
+                .keys
+                .get(&from)
+                .copied()
+                .map_or_else(|| from.key("sender"), Ok)
+            {
+                Ok(k) => keys.push(k),
+                Err(e) => bad.push((i, e)),
+            }
+        }
+        if !bad.is_empty() {
+            return Err(bad);
+        }
+        let messages: Vec<[u8; SIGNED_LEN]> = transfers
+            .iter()
+            .map(|t| t.transfer.signing_bytes(&self.chain_id))
+            .collect();
+        let sigs: Vec<Signature> = transfers
+            .iter()
+            .map(|t| Signature::from_bytes(&t.sig))
+            .collect();
+        let refs: Vec<&[u8]> = messages.iter().map(|m| &m[..]).collect();
+        if ed25519_dalek::verify_batch(&refs, &sigs, &keys).is_ok() {
+            if let Some(first) = transfers.first() {
+                let digest = batch_digest(messages.iter().zip(transfers.iter().map(|t| &t.sig)));
+                let mut vouched = self.vouched.lock();
+                if vouched.len() >= VOUCHED {
+                    vouched.pop_front();
+                }
+                vouched.push_back(VouchedBatch {
+                    len: transfers.len(),
+                    first_sig: first.sig,
+                    digest,
+                });
+            }
+            return Ok(());
+        }
+        for (i, (t, k)) in transfers.iter().zip(&keys).enumerate() {
+            if let Err(e) = t.verify_with(k, &self.chain_id) {
+                bad.push((i, e));
+            }
+        }
+        if bad.is_empty() {
+            // Cannot happen (transfers that each verify strictly pass any batch), but
+            // never mine a block that would fail: drop them all.
+            bad = (0..transfers.len())
+                .map(|i| (i, AccountsError::BatchFailed))
+                .collect();
+        }
+        Err(bad)
+    }
+
     /// Verifies every transfer signature of the block in one batch. Returns the keys
     /// decompressed on the way (cached once the block is accepted).
     fn verify_signatures(
@@ -190,6 +308,26 @@ impl Ledger {
             indexes.push(i);
         }
         if messages.is_empty() {
+            return Ok(new_keys);
+        }
+        // A batch this node already ran (its own block, checked before mining).
+        let block_sigs = || {
+            indexes.iter().filter_map(|&i| match &block[i] {
+                BlockTx::Transfer(t) => Some(&t.sig),
+                BlockTx::Reward { .. } => None,
+            })
+        };
+        let first_sig = block_sigs().next();
+        let candidates: Vec<[u8; 32]> = self
+            .vouched
+            .lock()
+            .iter()
+            .filter(|v| v.len == messages.len() && Some(&v.first_sig) == first_sig)
+            .map(|v| v.digest)
+            .collect();
+        if !candidates.is_empty()
+            && candidates.contains(&batch_digest(messages.iter().zip(block_sigs())))
+        {
             return Ok(new_keys);
         }
         let refs: Vec<&[u8]> = messages.iter().map(|m| &m[..]).collect();

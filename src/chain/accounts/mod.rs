@@ -36,7 +36,7 @@ mod tests;
 pub use address::{Address, ChainId};
 pub use genesis::{genesis_block, parse_allocations, AccountsGenesis};
 pub use ledger::{Account, Ledger, LedgerView};
-pub use transfer::{SignedTransfer, Transfer, VerifiedTransfer, DOMAIN, SIGNED_LEN};
+pub use transfer::{verify_many, SignedTransfer, Transfer, VerifiedTransfer, DOMAIN, SIGNED_LEN};
 
 /// The largest amount a transfer, reward or allocation may carry: 2^53 - 1, the
 /// largest integer every JSON implementation (JavaScript's included) reads exactly.

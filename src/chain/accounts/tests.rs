@@ -314,3 +314,29 @@ fn allocation_files() {
     assert!(parse_allocations(format!("{{\"{}\": -5}}", addr(1)).as_bytes()).is_err());
     assert!(parse_allocations(b"[]").is_err());
 }
+
+#[test]
+fn vouching_names_bad_signatures_and_never_covers_altered_transfers() {
+    let mut s = state();
+    let good = [transfer(1, 3, 30, 0), transfer(2, 3, 1, 0)];
+    let mut forged = transfer(1, 3, 30, 1);
+    forged.sig[5] ^= 1;
+    let ledger = s.accounts().unwrap();
+    let bad = ledger
+        .vouch(&[good[0], forged, good[1]])
+        .expect_err("a bad signature fails the batch");
+    assert_eq!(bad.len(), 1);
+    assert_eq!(bad[0].0, 1);
+    assert!(matches!(bad[0].1, AccountsError::BadSignature { .. }));
+    // Vouched for: the block applies. A block with the same transfers but one
+    // signature altered has other inputs, so it is checked, and refused.
+    ledger.vouch(&good).expect("good transfers pass");
+    let mut altered = good;
+    altered[1].sig[7] ^= 1;
+    let (index, reason) = at(refused(&mut s, &[tx(&altered[0]), tx(&altered[1])]));
+    assert_eq!(index, 1);
+    assert!(matches!(reason, AccountsError::BadSignature { .. }));
+    s.apply(&block(&s, &[tx(&good[0]), tx(&good[1])]))
+        .expect("vouched block applies");
+    assert_eq!(balance(&s, 3), (31, 0));
+}

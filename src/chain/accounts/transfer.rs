@@ -187,6 +187,71 @@ impl SignedTransfer {
     }
 }
 
+/// Checks many transfers' signatures for `chain` at once, in order: one
+/// `ed25519_dalek::verify_batch` over all of them; only if that fails are they split
+/// in halves (down to a few, then `verify_strict` each) to name the bad ones, so one
+/// bad signature costs a few extra batches, not a single check per transfer.
+///
+/// A batch agrees with `verify_strict` on every honestly made signature; it can pass
+/// one that `verify_strict` refuses only if its signer deliberately gave it a
+/// small-order component (the signer's own trick, never a forgery of another key).
+/// Block validity does not depend on this function: [`super::Ledger`] checks a block's
+/// signatures itself.
+///
+/// `keys` caches decompressed sender keys between calls (the caller bounds it).
+pub fn verify_many(
+    batch: &[SignedTransfer],
+    chain: &ChainId,
+    keys: &mut std::collections::HashMap<Address, VerifyingKey>,
+) -> Vec<Result<VerifiedTransfer, AccountsError>> {
+    let mut out: Vec<Result<VerifiedTransfer, AccountsError>> = Vec::with_capacity(batch.len());
+    // (index in batch, key, message) of every transfer whose sender is a valid key.
+    let mut items = Vec::with_capacity(batch.len());
+    for (i, t) in batch.iter().enumerate() {
+        let from = t.transfer.from;
+        let key = match keys.get(&from) {
+            Some(k) => Ok(*k),
+            None => from.key("from").inspect(|k| {
+                keys.insert(from, *k);
+            }),
+        };
+        match key {
+            Ok(k) => {
+                items.push((i, k, t.transfer.signing_bytes(chain)));
+                out.push(Ok(VerifiedTransfer(*t)));
+            }
+            Err(e) => out.push(Err(e)),
+        }
+    }
+    let mut ranges = vec![(0, items.len())];
+    while let Some((lo, hi)) = ranges.pop() {
+        let part = &items[lo..hi];
+        if part.is_empty() {
+            continue;
+        }
+        if part.len() <= 4 {
+            for (i, key, _) in part {
+                if let Err(e) = batch[*i].verify_with(key, chain) {
+                    out[*i] = Err(e);
+                }
+            }
+            continue;
+        }
+        let messages: Vec<&[u8]> = part.iter().map(|(_, _, m)| &m[..]).collect();
+        let sigs: Vec<Signature> = part
+            .iter()
+            .map(|(i, _, _)| Signature::from_bytes(&batch[*i].sig))
+            .collect();
+        let part_keys: Vec<VerifyingKey> = part.iter().map(|(_, k, _)| *k).collect();
+        if ed25519_dalek::verify_batch(&messages, &sigs, &part_keys).is_err() {
+            let mid = lo + (hi - lo) / 2;
+            ranges.push((mid, hi));
+            ranges.push((lo, mid));
+        }
+    }
+    out
+}
+
 /// The text of string node `idx`, decoded if it has escapes.
 pub(crate) fn text<'a>(tape: &Tape, s: &'a [u8], idx: usize, buf: &'a mut Vec<u8>) -> &'a [u8] {
     if tape.node(idx).escaped {
