@@ -654,6 +654,14 @@ fn odd_chain_records_are_discarded_by_every_node() {
 /// record (or fell behind into an unbounded queue) would pass the bound.
 #[test]
 fn a_million_malformed_transactions_leave_memory_flat() {
+    // Runs once per scripts/test, in the Kafka pass: Tansu 0.6.0 takes a million records
+    // about ten times slower (~4 minutes to produce them here, against ~20 s on Kafka).
+    if support::skip_unless(
+        support::Engine::Kafka,
+        "a million records through Tansu 0.6.0 take minutes to produce; the flood runs in the Kafka pass",
+    ) {
+        return;
+    }
     // KAFKACHAIN_TEST_FLOOD overrides the count, for trying the test out.
     let flood_count: usize = std::env::var("KAFKACHAIN_TEST_FLOOD")
         .ok()
