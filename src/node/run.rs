@@ -614,7 +614,7 @@ impl Node {
                     self.drain_control();
                     self.take_record(event);
                     // Drain what is already queued before doing anything else.
-                    for _ in 0..10_000 {
+                    for _ in 0..10_000.min(MAX_PENDING.saturating_sub(self.pool.len() + checking)) {
                         match self.intake_rx.try_recv() {
                             Ok(event) => self.take_record(event),
                             Err(_) => break,

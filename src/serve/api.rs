@@ -29,7 +29,9 @@ use super::query::{Query, QueryError, TxStatus};
 use super::{BlockEvent, PendingTx, Shared};
 use crate::chain::accounts::{AccountsError, ChainId, SignedTransfer};
 use crate::chain::merkle::tx_id;
-use crate::chain::{parse_submitted, BlockHash, Origin, Transaction, TxId, MAX_TX_BYTES};
+use crate::chain::{
+    parse_submitted, BlockHash, Origin, SubmittedTx, Transaction, TxId, MAX_TX_BYTES,
+};
 use crate::transport::submit::Submitter;
 
 /// Most items in one page (`/chain`, `/blocks`, `/address/:a/txs`).
@@ -350,6 +352,37 @@ async fn address_txs(
     Ok(Json(json!(txs)))
 }
 
+/// The body of `POST /transactions/new` (`{from, to, amount}`, or the Flask original's
+/// `{sender, recipient, amount}`): the record to publish and the transaction it is.
+/// Pure, so it can be fuzzed (`fuzz/fuzz_targets/http_body.rs`); the error is the
+/// message of the 400 response.
+pub fn parse_new_transaction(body: &[u8]) -> Result<(Vec<u8>, SubmittedTx), String> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| format!("the body is not JSON: {e}"))?;
+    let Some(object) = value.as_object() else {
+        return Err("the body must be a JSON object {\"from\", \"to\", \"amount\"}".into());
+    };
+    let field = |a: &str, b: &str| object.get(a).or_else(|| object.get(b)).cloned();
+    let (from, to, amount) = (
+        field("from", "sender"),
+        field("to", "recipient"),
+        object.get("amount").cloned(),
+    );
+    let missing: Vec<&str> = [("from", &from), ("to", &to), ("amount", &amount)]
+        .iter()
+        .filter(|(_, v)| v.is_none())
+        .map(|(n, _)| *n)
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!("Missing values: {}", missing.join(", ")));
+    }
+    let payload = json!({ "from": from, "to": to, "amount": amount })
+        .to_string()
+        .into_bytes();
+    let submitted = parse_submitted(&payload).map_err(|e| e.to_string())?;
+    Ok((payload, submitted))
+}
+
 /// The tutorial's `POST /transactions/new`: `{from, to, amount}` (or the Flask
 /// original's `{sender, recipient, amount}`), published to the transactions topic.
 async fn new_transaction(
@@ -365,37 +398,10 @@ async fn new_transaction(
         };
         ApiError::new(status, message)
     })?;
-    let value: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad(format!("the body is not JSON: {e}")))?;
     if let Some(chain) = app.query.accounts_chain_id()? {
         return new_transfer(&app, &body, &chain).await;
     }
-    let Some(object) = value.as_object() else {
-        return Err(ApiError::bad(
-            "the body must be a JSON object {\"from\", \"to\", \"amount\"}",
-        ));
-    };
-    let field = |a: &str, b: &str| object.get(a).or_else(|| object.get(b)).cloned();
-    let (from, to, amount) = (
-        field("from", "sender"),
-        field("to", "recipient"),
-        object.get("amount").cloned(),
-    );
-    let missing: Vec<&str> = [("from", &from), ("to", &to), ("amount", &amount)]
-        .iter()
-        .filter(|(_, v)| v.is_none())
-        .map(|(n, _)| *n)
-        .collect();
-    if !missing.is_empty() {
-        return Err(ApiError::bad(format!(
-            "Missing values: {}",
-            missing.join(", ")
-        )));
-    }
-    let payload = json!({ "from": from, "to": to, "amount": amount })
-        .to_string()
-        .into_bytes();
-    let submitted = parse_submitted(&payload).map_err(|e| ApiError::bad(e.to_string()))?;
+    let (payload, submitted) = parse_new_transaction(&body).map_err(ApiError::bad)?;
     let (partition, offset) = submit(&app, &payload).await?;
     let tx = Transaction::from_submitted(&submitted, Origin { partition, offset });
     let id = tx_id(tx.canonical_json().as_bytes());
