@@ -31,3 +31,21 @@ fn a_container_closes_only_with_its_own_bracket() {
         b"[[1], {\"a\": []}]"
     );
 }
+
+/// `Ledger::contains` says whether an address has an account. The node's accounts pool
+/// checks an unknown recipient's address is a valid key and skips the check for known
+/// ones; nothing looked at the answer for an address the ledger has never seen, so a
+/// mutant answering `true` for every address (every recipient taken as checked) survived.
+#[test]
+fn a_ledger_contains_only_the_accounts_it_has() {
+    use ed25519_dalek::SigningKey;
+    use kafkachain::chain::accounts::{Address, ChainId, Ledger};
+
+    let addr = |n: u8| Address::of(&SigningKey::from_bytes(&[n; 32]).verifying_key());
+    let ledger = Ledger::new(ChainId([42; 32]), 10, [(addr(1), 5)]).unwrap();
+    assert!(ledger.contains(&addr(1)));
+    assert!(
+        !ledger.contains(&addr(2)),
+        "an address never seen has no account"
+    );
+}
