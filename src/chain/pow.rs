@@ -493,3 +493,37 @@ mod tests {
         assert_eq!(Miner::new(2).mine(&Work::v2(&header, 256), &cancel), None);
     }
 }
+
+/// Tests written against mutants that `cargo mutants -f 'src/chain/**/*.rs'` found
+/// surviving (docs/testing.md, "Mutation testing").
+#[cfg(test)]
+mod mutant_tests {
+    use super::*;
+
+    /// The miner counts zero bits on SHA-256 state words. A hash whose first word is
+    /// zero (32 or more zero bits: never reached by a test's difficulty) must count on
+    /// into the next words, exactly as the byte-wise count the replay uses.
+    #[test]
+    fn zero_bits_of_state_words_agree_with_the_bytes_past_the_first_word() {
+        let mut states = vec![[0u32; 8], [u32::MAX; 8]];
+        for lead_words in 0..8 {
+            for bits in [0, 1, 7, 31] {
+                let mut s = [0xdead_beefu32; 8];
+                s[..lead_words].fill(0);
+                s[lead_words] = u32::MAX >> bits;
+                states.push(s);
+            }
+        }
+        for s in states {
+            assert_eq!(
+                leading_zero_bits(&s),
+                hash_leading_zero_bits(&state_bytes(&s)),
+                "{s:08x?}"
+            );
+        }
+        let mut s = [0u32; 8];
+        s[1] = 1 << 27;
+        assert_eq!(leading_zero_bits(&s), 36);
+        assert_eq!(leading_zero_bits(&[0; 8]), 256);
+    }
+}

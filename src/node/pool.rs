@@ -104,7 +104,9 @@ impl Pool {
                     }
                 }
                 _ => {
-                    self.pending.remove(&c.origin);
+                    if let Some(p) = self.pending.remove(&c.origin) {
+                        self.bytes -= p.tx.encoded_len();
+                    }
                 }
             }
         }
@@ -341,5 +343,140 @@ mod tests {
         assert_eq!(pool.len(), 1);
         assert_eq!(pool.bytes(), three / 3);
         assert_eq!(pool.commit_positions(), vec![(0, 3)]);
+    }
+}
+
+/// Tests written against the mutants `cargo mutants -f src/node/pool.rs` found surviving
+/// (docs/testing.md, "Mutation testing"): the byte count after removals, the results
+/// nothing else looked at, and the arrival-list compaction.
+#[cfg(test)]
+mod mutant_tests {
+    use super::*;
+
+    fn at(offset: i64) -> Origin {
+        Origin {
+            partition: 0,
+            offset,
+        }
+    }
+
+    fn tx(offset: i64) -> Transaction {
+        let submitted = crate::chain::parse_submitted(br#"{"from":"a","to":"b","amount":1}"#)
+            .expect("valid transaction");
+        Transaction::from_submitted(&submitted, at(offset))
+    }
+
+    fn filled(n: i64, now: Instant) -> Pool {
+        let mut pool = Pool::new();
+        for offset in 0..n {
+            assert!(pool.offer(at(offset), tx(offset), now));
+        }
+        pool
+    }
+
+    /// What `bytes` must be: the canonical size of what is still pending.
+    fn pending_bytes(pool: &Pool) -> usize {
+        pool.oldest(usize::MAX)
+            .iter()
+            .map(Transaction::encoded_len)
+            .sum()
+    }
+
+    #[test]
+    fn emptiness_and_membership() {
+        let now = Instant::now();
+        let mut pool = Pool::new();
+        assert!(pool.is_empty());
+        assert!(!pool.contains(at(0)));
+        assert_eq!(pool.oldest_entry(), None);
+        assert_eq!(pool.oldest_wait(now), None);
+        pool.offer(at(0), tx(0), now);
+        assert!(!pool.is_empty());
+        assert!(pool.contains(at(0)));
+        assert!(!pool.contains(at(1)));
+    }
+
+    #[test]
+    fn remove_counts_what_was_pending_and_returns_its_bytes() {
+        let mut pool = filled(4, Instant::now());
+        let one = tx(0).encoded_len();
+        assert_eq!(pool.bytes(), 4 * one);
+        // Offset 9 was never pending, and offset 1 is named twice: two removed.
+        assert_eq!(pool.remove(&[at(1), at(9), at(1), at(2)]), 2);
+        assert_eq!(pool.bytes(), 2 * one);
+        assert_eq!(pool.bytes(), pending_bytes(&pool));
+        assert_eq!(pool.remove(&[at(9)]), 0);
+        assert_eq!(pool.remove(&[at(0), at(3)]), 2);
+        assert_eq!(pool.bytes(), 0, "an empty pool holds no bytes");
+    }
+
+    /// A transaction settled by a block's claim leaves the pool and so must its bytes:
+    /// the node stops reading at `MAX_PENDING_BYTES` and builds a block as soon as the
+    /// count says the pending bytes fill one, so a count that only grows first makes
+    /// every block a one-transaction block and finally stops intake for good.
+    #[test]
+    fn settle_gives_back_the_bytes_of_what_it_settles() {
+        let mut pool = filled(3, Instant::now());
+        let claims: Vec<Claim> = [0, 2]
+            .map(|offset| Claim {
+                origin: at(offset),
+                attempt: 0,
+                content: tx(offset).content(),
+            })
+            .to_vec();
+        assert!(pool.settle(&claims).is_empty());
+        assert_eq!(pool.len(), 1);
+        assert_eq!(pool.bytes(), tx(1).encoded_len());
+        assert_eq!(pool.bytes(), pending_bytes(&pool));
+    }
+
+    #[test]
+    fn oldest_entry_and_wait_follow_arrival_order() {
+        let start = Instant::now();
+        let mut pool = Pool::new();
+        pool.offer(at(5), tx(5), start);
+        pool.offer(at(2), tx(2), start + Duration::from_secs(3));
+        let later = start + Duration::from_secs(10);
+        assert_eq!(pool.oldest_entry(), Some((at(5), tx(5).encoded_len())));
+        assert_eq!(pool.oldest_wait(later), Some(Duration::from_secs(10)));
+        pool.remove(&[at(5)]);
+        assert_eq!(pool.oldest_entry(), Some((at(2), tx(2).encoded_len())));
+        assert_eq!(pool.oldest_wait(later), Some(Duration::from_secs(7)));
+    }
+
+    #[test]
+    fn oldest_within_stops_exactly_at_the_byte_budget() {
+        let pool = filled(3, Instant::now());
+        let per_tx = 2;
+        let cost = tx(0).encoded_len() + per_tx;
+        assert_eq!(pool.oldest_within(10, 2 * cost - 1, per_tx).len(), 1);
+        assert_eq!(pool.oldest_within(10, 2 * cost, per_tx).len(), 2);
+        assert_eq!(pool.oldest_within(10, 3 * cost, per_tx).len(), 3);
+        assert_eq!(pool.oldest_within(2, 3 * cost, per_tx).len(), 2, "and at n");
+        assert!(pool.oldest_within(10, cost - 1, per_tx).is_empty());
+    }
+
+    /// Holes left in the arrival list by out-of-order removals are compacted once they
+    /// exceed the pending count plus 1024, not before (compacting on every removal
+    /// would make removal linear in the pool's size).
+    #[test]
+    fn arrival_holes_are_compacted_past_the_bound_only() {
+        let now = Instant::now();
+        // Keep the first transaction pending so the front is never trimmed.
+        let holes = |n: i64, keep: i64| {
+            let mut pool = filled(n, now);
+            let gone: Vec<Origin> = (keep..n).map(at).collect();
+            pool.remove(&gone);
+            assert_eq!(pool.len(), keep as usize);
+            pool.arrivals.len()
+        };
+        assert_eq!(holes(1500, 1), 1, "1499 holes for 1 pending: compacted");
+        assert_eq!(holes(1026, 1), 1026, "exactly 2 x 1 + 1024: kept");
+        assert_eq!(holes(2000, 500), 2000, "1500 holes for 500 pending: kept");
+        assert_eq!(holes(2100, 500), 500, "2100 > 2 x 500 + 1024: compacted");
+        // Removing from the front trims without any compaction.
+        let mut pool = filled(3, now);
+        pool.remove(&[at(0), at(1)]);
+        assert_eq!(pool.arrivals.len(), 1);
     }
 }
