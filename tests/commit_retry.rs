@@ -13,7 +13,10 @@
 //!
 //! Checked to discriminate: with the node's `IntakeEvent::Committed(Err(_))` handling
 //! changed to record the positions in flight as committed, the test fails with
-//! "the group's committed offset stays at 1 while partition 0 ends at 13 (…)".
+//! "the group's committed offset stays at 1 while partition 0 ends at 13 (expected
+//! 13): a refused commit was not retried". Before the intake ran commits on a thread of
+//! its own, it failed earlier: "the node logged no refused commit in 60 s" (librdkafka
+//! logged `COMMITFAIL … Group authorization failed`, the node heard nothing).
 //!
 //! The secured broker is this test process's own (free ports, a temporary data dir
 //! named like `broker_security`'s so either test removes the other's leftovers, stopped
