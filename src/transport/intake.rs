@@ -23,6 +23,16 @@
 //!   from both queues. After `Revoked(p)` the node never receives a record of `p` polled
 //!   before the revocation.
 //! - the stop flag is checked every poll (at most 100 ms apart).
+//!
+//! # Every commit's outcome reaches the node
+//!
+//! librdkafka reports the outcome of an asynchronous `rd_kafka_commit` only to an
+//! `offset_commit_cb` set in the configuration, which rust-rdkafka never sets: a failed
+//! asynchronous commit (the broker refusing it, `GROUP_AUTHORIZATION_FAILED`) would be
+//! logged by librdkafka and otherwise lost, and the node would never retry it. So the
+//! node's commits run synchronously on a commit thread of their own, one at a time and
+//! in order (a waiting asynchronous request is replaced by a newer one), and the thread
+//! reports each outcome as [`IntakeEvent::Committed`].
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -32,7 +42,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
-use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
@@ -146,19 +156,6 @@ fn partitions_of(list: &TopicPartitionList) -> Vec<i32> {
     list.elements().iter().map(|e| e.partition()).collect()
 }
 
-fn positions_of(list: &TopicPartitionList) -> Vec<(i32, i64)> {
-    let mut positions: Vec<(i32, i64)> = list
-        .elements()
-        .iter()
-        .filter_map(|e| match e.offset() {
-            Offset::Offset(o) => Some((e.partition(), o)),
-            _ => None,
-        })
-        .collect();
-    positions.sort_unstable();
-    positions
-}
-
 impl ConsumerContext for IntakeContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let Rebalance::Revoke(list) = rebalance else {
@@ -199,30 +196,10 @@ impl ConsumerContext for IntakeContext {
                 .send(IntakeEvent::Assigned(partitions_of(list)));
         }
     }
+}
 
-    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
-        // The request may succeed while single partitions fail (each carries its own
-        // error): then the commit as a whole did not happen and must be retried.
-        let failed: Vec<String> = offsets
-            .elements()
-            .iter()
-            .filter_map(|e| {
-                e.error()
-                    .err()
-                    .map(|err| format!("partition {}: {err}", e.partition()))
-            })
-            .collect();
-        let report = match result {
-            Err(err) => Err(err.to_string()),
-            Ok(()) if !failed.is_empty() => Err(failed.join("; ")),
-            Ok(()) => Ok(positions_of(offsets)),
-        };
-        let _ = self
-            .shared
-            .channels
-            .control
-            .send(IntakeEvent::Committed(report));
-    }
+fn commit_thread_gone() -> TransportError {
+    TransportError::Other("the intake's commit thread has stopped".into())
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -265,12 +242,51 @@ fn commit_list(
 
 type IntakeConsumer = BaseConsumer<IntakeContext>;
 
+/// A commit for the commit thread; `done` waits for the outcome, else it goes to the
+/// node as [`IntakeEvent::Committed`].
+struct CommitRequest {
+    positions: Vec<(i32, i64)>,
+    done: Option<Sender<Result<(), TransportError>>>,
+}
+
+/// Serves commit requests until the intake is dropped (see the module docs).
+fn commit_loop(consumer: &IntakeConsumer, shared: &Shared, requests: &Receiver<CommitRequest>) {
+    while let Ok(mut request) = requests.recv() {
+        // Only the newest position matters to the node: skip asynchronous requests that
+        // a newer one replaced (a waited-for request is always served).
+        while request.done.is_none() {
+            match requests.try_recv() {
+                Ok(next) => request = next,
+                Err(_) => break,
+            }
+        }
+        let result = commit_list(&shared.topic, &request.positions).and_then(|list| {
+            consumer
+                .commit(&list, CommitMode::Sync)
+                .kafka(format!("committing offsets of `{}`", shared.topic))
+        });
+        match request.done {
+            Some(done) => {
+                let _ = done.send(result);
+            }
+            None => {
+                let report = result
+                    .map(|()| request.positions)
+                    .map_err(|err| err.to_string());
+                let _ = shared.channels.control.send(IntakeEvent::Committed(report));
+            }
+        }
+    }
+}
+
 /// A running intake: a thread polling the consumer, plus a handle to commit offsets.
 pub struct Intake {
     consumer: Arc<IntakeConsumer>,
     shared: Arc<Shared>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    /// To the commit thread, which ends when this is dropped.
+    commits: Sender<CommitRequest>,
 }
 
 impl Intake {
@@ -334,11 +350,21 @@ impl Intake {
                 .spawn(move || poll_loop(&consumer, &shared, &stop, mode))
                 .map_err(|e| TransportError::Other(format!("starting intake thread: {e}")))?
         };
+        let (commits, requests) = crossbeam_channel::unbounded();
+        {
+            let consumer = Arc::clone(&consumer);
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("intake-commit".into())
+                .spawn(move || commit_loop(&consumer, &shared, &requests))
+                .map_err(|e| TransportError::Other(format!("starting commit thread: {e}")))?;
+        }
         Ok(Intake {
             consumer,
             shared,
             stop,
             thread: Some(thread),
+            commits,
         })
     }
 
@@ -350,15 +376,20 @@ impl Intake {
     }
 
     /// Commits, per partition, the offset of the next transaction not yet on the chain.
-    /// An asynchronous commit's outcome arrives later as [`IntakeEvent::Committed`].
+    /// An asynchronous commit's outcome arrives later as [`IntakeEvent::Committed`]; a
+    /// synchronous one waits for it.
     pub fn commit(&self, positions: &[(i32, i64)], mode: CommitMode) -> Result<(), TransportError> {
         if positions.is_empty() {
             return Ok(());
         }
-        let list = commit_list(&self.shared.topic, positions)?;
-        self.consumer
-            .commit(&list, mode)
-            .kafka(format!("committing offsets of `{}`", self.shared.topic))
+        match mode {
+            CommitMode::Async => self.request(positions, None),
+            CommitMode::Sync => {
+                let (done_tx, done) = crossbeam_channel::bounded(1);
+                self.request(positions, Some(done_tx))?;
+                done.recv().unwrap_or_else(|_| Err(commit_thread_gone()))
+            }
+        }
     }
 
     /// A synchronous commit that gives up waiting after `timeout` (a commit against an
@@ -371,23 +402,26 @@ impl Intake {
         if positions.is_empty() {
             return Ok(true);
         }
-        let list = commit_list(&self.shared.topic, positions)?;
-        let consumer = Arc::clone(&self.consumer);
-        let topic = self.shared.topic.clone();
         let (done_tx, done) = crossbeam_channel::bounded(1);
-        std::thread::Builder::new()
-            .name("intake-commit".into())
-            .spawn(move || {
-                let result = consumer
-                    .commit(&list, CommitMode::Sync)
-                    .kafka(format!("committing offsets of `{topic}`"));
-                let _ = done_tx.send(result);
-            })
-            .map_err(|e| TransportError::Other(format!("starting commit thread: {e}")))?;
+        self.request(positions, Some(done_tx))?;
         match done.recv_timeout(timeout) {
             Ok(result) => result.map(|()| true),
-            Err(_) => Ok(false),
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => Ok(false),
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => Err(commit_thread_gone()),
         }
+    }
+
+    fn request(
+        &self,
+        positions: &[(i32, i64)],
+        done: Option<Sender<Result<(), TransportError>>>,
+    ) -> Result<(), TransportError> {
+        self.commits
+            .send(CommitRequest {
+                positions: positions.to_vec(),
+                done,
+            })
+            .map_err(|_| commit_thread_gone())
     }
 
     /// Offsets committed by the group for `partitions` (None where nothing is committed).
