@@ -90,10 +90,12 @@ impl Indexer {
             match self.follow(stop)? {
                 Outcome::Stopped => return Ok(()),
                 Outcome::Rebuild(reason) => {
-                    warn!(%reason, "rebuilding the index from offset 0");
                     let conn = self.open()?;
                     schema::wipe(&conn, &self.topic).map_err(|e| self.sql(e))?;
+                    // The API must not go on reporting the wiped index's height and tip.
+                    self.shared.indexed(0, 0, None, &[]);
                     self.shared.metrics.rebuilds.inc();
+                    warn!(%reason, "rebuilding the index from offset 0");
                 }
             }
         }
