@@ -1239,7 +1239,7 @@ fn read_chain(
     // Blocks always go to partition 0 explicitly, so an added partition never gets
     // one; the check bounds how long a node mines on after it appeared (the loop
     // applies the reader's fatal error before publishing any block it mined).
-    const PARTITION_CHECK: Duration = Duration::from_secs(2);
+    const PARTITION_CHECK: Duration = Duration::from_secs(10);
     let mut errors = 0u32;
     let mut last_check = Instant::now();
     let send = |item: ChainBatch| -> bool {
