@@ -24,144 +24,20 @@ use std::time::{Duration, Instant};
 
 use kafkachain::chain::template::genesis;
 use kafkachain::chain::Rules;
-use kafkachain::transport::{topics, KafkaConfig, TopicNames};
+use kafkachain::transport::{topics, TopicNames};
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use support::secure::{self, report, text, SecureBroker};
 use support::Engine;
 
 const SKIP_REASON: &str = "SASL/SCRAM, TLS and ACLs: Tansu 0.6.0 has none of them";
 
-/// The secured broker of this test process.
-struct SecureBroker {
-    addr: String,
-    dir: PathBuf,
-}
-
 fn secure_broker() -> &'static SecureBroker {
     static BROKER: OnceLock<Result<SecureBroker, String>> = OnceLock::new();
-    match BROKER.get_or_init(start_secure_broker) {
+    match BROKER.get_or_init(secure::start_secure_broker) {
         Ok(broker) => broker,
         Err(err) => panic!("{err}"),
-    }
-}
-
-/// `scripts/broker start --engine kafka --secure` on free ports in a temporary data
-/// dir (named like the harness's, so a leftover of a killed process is removed by the
-/// next one); `--owner-pid` stops it when this process exits, however it exits.
-fn start_secure_broker() -> Result<SecureBroker, String> {
-    remove_stale_secure_dirs();
-    let mut last_err = String::new();
-    for _ in 0..2 {
-        let dir = std::env::temp_dir().join(format!(
-            "kafkachain-kafka-{}-secure-{:08x}",
-            std::process::id(),
-            rand::random::<u32>()
-        ));
-        std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-        let port = free_port_pair()?;
-        let out = Command::new(support::repo_root().join("scripts/broker"))
-            .args(["start", "--engine", "kafka", "--secure", "--port"])
-            .arg(port.to_string())
-            .arg("--data-dir")
-            .arg(&dir)
-            .arg("--owner-pid")
-            .arg(std::process::id().to_string())
-            .env("KAFKACHAIN_PYTHON", support::python())
-            .env(
-                "KAFKACHAIN_BROKER_TIMEOUT",
-                std::env::var("KAFKACHAIN_BROKER_TIMEOUT").unwrap_or_else(|_| "300".into()),
-            )
-            .env_remove("KAFKACHAIN_ENGINE")
-            .env_remove("KAFKACHAIN_BROKER_OWNER_PID")
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("running scripts/broker: {e}"))?;
-        let stdout = text(&out.stdout);
-        if out.status.success() {
-            let addr = stdout.lines().last().unwrap_or_default().trim().to_string();
-            return Ok(SecureBroker { addr, dir });
-        }
-        last_err = format!(
-            "scripts/broker start --secure failed ({}):\n{stdout}{}",
-            out.status,
-            text(&out.stderr)
-        );
-        let _ = Command::new(support::repo_root().join("scripts/broker"))
-            .arg("stop")
-            .arg("--data-dir")
-            .arg(&dir)
-            .output();
-    }
-    Err(last_err)
-}
-
-/// Data dirs of secured brokers whose test process is gone (their watcher stopped the
-/// broker; the directory stays because the broker outlives every destructor here).
-fn remove_stale_secure_dirs() {
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(rest) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix("kafkachain-kafka-"))
-        else {
-            continue;
-        };
-        let mut parts = rest.split('-');
-        let (Some(pid), Some("secure")) = (parts.next(), parts.next()) else {
-            continue;
-        };
-        if pid.parse::<u32>().is_ok() && !Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
-}
-
-/// A port P with P and P+1 free a moment ago (client and controller listener).
-fn free_port_pair() -> Result<u16, String> {
-    for _ in 0..100 {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .map_err(|e| format!("finding a free port: {e}"))?;
-        if port < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
-            return Ok(port);
-        }
-    }
-    Err("no two adjacent free ports on 127.0.0.1".into())
-}
-
-impl SecureBroker {
-    /// The librdkafka settings of `user` as the script wrote them (key=value lines).
-    fn settings(&self, user: &str) -> Vec<String> {
-        let path = self.dir.join(format!("secure/{user}.conf"));
-        let conf = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-        conf.lines()
-            .filter(|l| l.contains('='))
-            .map(str::to_string)
-            .collect()
-    }
-
-    /// `-X key=value` arguments for `user`.
-    fn x_args(&self, user: &str) -> Vec<String> {
-        self.settings(user)
-            .into_iter()
-            .flat_map(|kv| ["-X".to_string(), kv])
-            .collect()
-    }
-
-    fn kafka(&self, user: &str) -> KafkaConfig {
-        KafkaConfig::new(&self.addr)
-            .with_settings(self.settings(user))
-            .expect("settings")
-    }
-
-    fn ca(&self) -> PathBuf {
-        self.dir.join("secure/ca.crt")
     }
 }
 
@@ -187,19 +63,6 @@ fn ledger(broker: &SecureBroker, name: &str) -> TopicNames {
         report(&out)
     );
     names
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn report(out: &Output) -> String {
-    format!(
-        "{}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    )
 }
 
 /// Connection flags for a command against `names` on the secured broker.

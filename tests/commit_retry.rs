@@ -25,14 +25,14 @@
 mod cluster;
 mod support;
 
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use kafkachain::chain::{ChainState, Origin};
 use kafkachain::transport::chain_log::read_to_end;
 use kafkachain::transport::intake::group_committed;
-use kafkachain::transport::{topics, KafkaConfig, TopicNames};
+use kafkachain::transport::{topics, TopicNames};
+use support::secure::{self, report, text, SecureBroker};
 use support::Engine;
 
 const SKIP_REASON: &str = "ACLs (the broker refuses commits): Tansu 0.6.0 has none";
@@ -65,126 +65,24 @@ else:
     print(1)
 "#;
 
-struct SecureBroker {
-    addr: String,
-    dir: PathBuf,
-}
-
-impl SecureBroker {
-    /// `scripts/broker start --engine kafka --secure` on free ports; `--owner-pid`
-    /// stops it when this process exits, however it exits.
-    fn start() -> SecureBroker {
-        let dir = std::env::temp_dir().join(format!(
-            "kafkachain-kafka-{}-secure-{:08x}",
-            std::process::id(),
-            rand::random::<u32>()
-        ));
-        std::fs::create_dir_all(&dir).expect("broker data dir");
-        let out = Command::new(support::repo_root().join("scripts/broker"))
-            .args(["start", "--engine", "kafka", "--secure", "--port"])
-            .arg(free_port_pair().to_string())
-            .arg("--data-dir")
-            .arg(&dir)
-            .arg("--owner-pid")
-            .arg(std::process::id().to_string())
-            .env("KAFKACHAIN_PYTHON", support::python())
-            .env(
-                "KAFKACHAIN_BROKER_TIMEOUT",
-                std::env::var("KAFKACHAIN_BROKER_TIMEOUT").unwrap_or_else(|_| "300".into()),
-            )
-            .env_remove("KAFKACHAIN_ENGINE")
-            .env_remove("KAFKACHAIN_BROKER_OWNER_PID")
-            .stdin(Stdio::null())
-            .output()
-            .expect("running scripts/broker");
-        assert!(
-            out.status.success(),
-            "scripts/broker start --secure: {}",
-            report(&out)
-        );
-        let addr = text(&out.stdout)
-            .lines()
-            .last()
-            .unwrap_or_default()
-            .trim()
-            .to_string();
-        SecureBroker { addr, dir }
-    }
-
-    fn conf(&self, user: &str) -> PathBuf {
-        self.dir.join(format!("secure/{user}.conf"))
-    }
-
-    /// The librdkafka settings of `user` as the script wrote them (key=value lines).
-    fn settings(&self, user: &str) -> Vec<String> {
-        let path = self.conf(user);
-        std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
-            .lines()
-            .filter(|l| l.contains('='))
-            .map(str::to_string)
-            .collect()
-    }
-
-    fn x_args(&self, user: &str) -> Vec<String> {
-        self.settings(user)
-            .into_iter()
-            .flat_map(|kv| ["-X".to_string(), kv])
-            .collect()
-    }
-
-    fn kafka(&self, user: &str) -> KafkaConfig {
-        KafkaConfig::new(&self.addr)
-            .with_settings(self.settings(user))
-            .expect("settings")
-    }
-
-    /// Runs [`GROUP_ACL_PY`] as the admin; the number of bindings it touched.
-    fn group_acl(&self, action: &str) -> usize {
-        let out = Command::new(support::python())
-            .arg("-c")
-            .arg(GROUP_ACL_PY)
-            .arg(&self.addr)
-            .arg(self.conf("admin"))
-            .arg(action)
-            .arg(format!("User:{MINER}"))
-            .stdin(Stdio::null())
-            .output()
-            .expect("running python");
-        assert!(
-            out.status.success(),
-            "{action} the group ACL: {}",
-            report(&out)
-        );
-        text(&out.stdout).trim().parse().unwrap_or(0)
-    }
-}
-
-/// A port P with P and P+1 free a moment ago (client and controller listener).
-fn free_port_pair() -> u16 {
-    for _ in 0..100 {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("finding a free port");
-        if port < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no two adjacent free ports on 127.0.0.1");
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn report(out: &Output) -> String {
-    format!(
-        "{}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    )
+/// Runs [`GROUP_ACL_PY`] as the admin; the number of bindings it touched.
+fn group_acl(broker: &SecureBroker, action: &str) -> usize {
+    let out = Command::new(support::python())
+        .arg("-c")
+        .arg(GROUP_ACL_PY)
+        .arg(&broker.addr)
+        .arg(broker.conf("admin"))
+        .arg(action)
+        .arg(format!("User:{MINER}"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("running python");
+    assert!(
+        out.status.success(),
+        "{action} the group ACL: {}",
+        report(&out)
+    );
+    text(&out.stdout).trim().parse().unwrap_or(0)
 }
 
 /// `kafkachain COMMAND --brokers … --tx-topic … --chain-topic … --tx-partitions 1
@@ -298,7 +196,7 @@ fn a_refused_commit_is_retried_until_the_broker_takes_it() {
     if support::skip_unless(Engine::Kafka, SKIP_REASON) {
         return;
     }
-    let broker = SecureBroker::start();
+    let broker = secure::start_secure_broker().unwrap_or_else(|e| panic!("{e}"));
     let names = TopicNames {
         transactions: support::unique_topic("transactions-commit-retry"),
         chain: support::unique_topic("blockchain-commit-retry"),
@@ -344,7 +242,7 @@ fn a_refused_commit_is_retried_until_the_broker_takes_it() {
     wait_committed(&broker, &names, &group, 1, &log);
 
     // The broker refuses every commit now; mining goes on.
-    assert_eq!(broker.group_acl("delete"), 1, "removed the group ACL");
+    assert_eq!(group_acl(&broker, "delete"), 1, "removed the group ACL");
     send(REFUSED);
     wait_on_chain(&broker, &names, 1 + REFUSED, &log);
     let refused = |log: &str| {
@@ -370,7 +268,7 @@ fn a_refused_commit_is_retried_until_the_broker_takes_it() {
     );
 
     // The ACL comes back and nothing more is sent: only a retry moves the offset.
-    assert_eq!(broker.group_acl("create"), 1, "restored the group ACL");
+    assert_eq!(group_acl(&broker, "create"), 1, "restored the group ACL");
     wait_committed(&broker, &names, &group, end, &log);
     node.assert_alive();
 

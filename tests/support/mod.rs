@@ -15,7 +15,10 @@
 //! - [`config`], [`produce`]: rdkafka clients pointed at [`broker`].
 //! - [`wait_until`]: polling with a deadline, so a dead broker fails a test instead of hanging it.
 //! - [`python`]: the venv interpreter with confluent-kafka (scripts/setup makes it).
+//! - [`secure`]: a secured Apache Kafka (SASL/SCRAM, TLS, ACLs) and its users' settings.
 #![allow(dead_code)]
+
+pub mod secure;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
