@@ -17,7 +17,6 @@
 mod cluster;
 mod support;
 
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -358,18 +357,7 @@ fn assert_ledger_intact(ledger: &Ledger, origins: &[Origin], nodes: Vec<NodeProc
             node.log()
         );
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_kafkachain"))
-        .args(["verify", "--allow-stale", "--brokers", &ledger.brokers])
-        .args(["--chain-topic", &ledger.topics.chain])
-        .output()
-        .expect("running kafkachain verify");
-    assert!(
-        out.status.success(),
-        "kafkachain verify failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ledger.assert_verifies();
 }
 
 /// The broker goes down mid-stream and is started again on the same port and data:

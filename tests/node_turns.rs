@@ -9,7 +9,6 @@
 mod cluster;
 mod support;
 
-use std::process::Command;
 use std::time::Duration;
 
 use cluster::{node_flags, Ledger, NodeProc};
@@ -26,21 +25,6 @@ fn turn_flags(partition: i32) -> Vec<String> {
 
 fn dropped_holds(node: &NodeProc) -> usize {
     node.log().matches("dropped a held block").count()
-}
-
-fn assert_verifies(ledger: &Ledger) {
-    let out = Command::new(env!("CARGO_BIN_EXE_kafkachain"))
-        .args(["verify", "--allow-stale", "--brokers", &ledger.brokers])
-        .args(["--chain-topic", &ledger.topics.chain])
-        .output()
-        .expect("running kafkachain verify");
-    assert!(
-        out.status.success(),
-        "kafkachain verify failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Three nodes, each owning a partition (the tutorial's mode), take turns; one is
@@ -86,7 +70,7 @@ fn a_node_killed_mid_run_delays_the_others_only_by_its_grace() {
     }
     origins.sort();
     let view = ledger.stop_and_check(&mut [&mut a, &mut b], &origins);
-    assert_verifies(&ledger);
+    ledger.assert_verifies();
     eprintln!(
         "height {}, {} stale; held blocks dropped: turn-a {}, turn-b {}",
         view.height,
@@ -114,5 +98,5 @@ fn zero_grace_publishes_at_once() {
     ledger.wait_for(&origins, Duration::from_secs(180));
     ledger.stop_and_check(&mut [&mut a, &mut b], &origins);
     assert_eq!(dropped_holds(&a) + dropped_holds(&b), 0);
-    assert_verifies(&ledger);
+    ledger.assert_verifies();
 }

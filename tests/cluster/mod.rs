@@ -207,6 +207,22 @@ impl ChainView {
 }
 
 impl Ledger {
+    /// `kafkachain verify --allow-stale` on this ledger's chain topic must succeed.
+    pub fn assert_verifies(&self) {
+        let out = Command::new(env!("CARGO_BIN_EXE_kafkachain"))
+            .args(["verify", "--allow-stale", "--brokers", &self.brokers])
+            .args(["--chain-topic", &self.topics.chain])
+            .output()
+            .expect("running kafkachain verify");
+        assert!(
+            out.status.success(),
+            "kafkachain verify failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     pub fn new(name: &str, tx_partitions: i32) -> Self {
         let brokers = support::broker().to_string();
         let topics = TopicNames {
