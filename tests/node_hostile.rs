@@ -749,6 +749,44 @@ fn a_million_malformed_transactions_leave_memory_flat() {
         "the node's summary does not count the {flood_count} malformed transactions:\n{}",
         log.lines().rev().take(20).collect::<Vec<_>>().join("\n")
     );
+    // The warnings are rate-limited, and still add up: each malformed record is either
+    // logged on its own or counted in one summary line.
+    let (one_by_one, summarised) = malformed_warnings(&log);
+    eprintln!(
+        "node log: {} bytes; {one_by_one} malformed records logged one by one, {summarised} in summaries",
+        log.len()
+    );
+    assert_eq!(
+        one_by_one + summarised,
+        flood_count as u64,
+        "the malformed-transaction warnings do not add up to the flood"
+    );
+    assert!(
+        log.len() < 1 << 20,
+        "the node wrote {} bytes of log for a flood of {flood_count} malformed records",
+        log.len()
+    );
+}
+
+/// Malformed-transaction warnings in a node's log: lines for one record each, and the
+/// records counted by the rate limit's summary lines (`not_logged=N`).
+fn malformed_warnings(log: &str) -> (u64, u64) {
+    let mut one_by_one = 0;
+    let mut summarised = 0;
+    for line in log.lines() {
+        if !line.contains("skipping malformed transaction") {
+            continue;
+        }
+        match line
+            .split(" not_logged=")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next()?.parse::<u64>().ok())
+        {
+            Some(n) => summarised += n,
+            None => one_by_one += 1,
+        }
+    }
+    (one_by_one, summarised)
 }
 
 /// Flags of a node that reads but never mines: blocks are cut by bytes too, and with
