@@ -9,7 +9,8 @@
 //! - the broker itself refuses a block written by the client or the reader principal
 //!   (`TOPIC_AUTHORIZATION_FAILED`), so nothing reaches the chain topic for replay to
 //!   judge, while a miner may write the same record;
-//! - a reader can read but not write either topic.
+//! - a reader can read but not write either topic, and cannot use the chain reader's
+//!   group (which it may only look up: `Describe`, not `Read`).
 //!
 //! The secured broker is this test process's own (one JVM for all tests here, on free
 //! ports, stopped by its watcher when the process exits). Tansu 0.6.0 has no TLS,
@@ -26,6 +27,7 @@ use kafkachain::chain::template::genesis;
 use kafkachain::chain::Rules;
 use kafkachain::transport::{topics, TopicNames};
 use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use support::secure::{self, report, text, SecureBroker};
@@ -593,5 +595,30 @@ fn a_reader_reads_but_cannot_write() {
         other => {
             panic!("reader writing a transaction: expected TopicAuthorizationFailed, got {other:?}")
         }
+    }
+
+    // The chain reader's group.id is there only because librdkafka's assign() needs one:
+    // the reader may look the group up (what `kafkachain chain` above needed), not
+    // commit in it.
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &broker.addr)
+        .set("group.id", "kafkachain-chain-reader")
+        .set("enable.auto.commit", "false")
+        .set("log_level", "0");
+    for kv in broker.settings("reader") {
+        let (k, v) = kv.split_once('=').expect("key=value");
+        config.set(k, v);
+    }
+    let consumer: BaseConsumer = config.create().expect("consumer");
+    let mut list = rdkafka::TopicPartitionList::new();
+    list.add_partition_offset(&names.chain, 0, rdkafka::Offset::Offset(1))
+        .expect("commit list");
+    match consumer.commit(&list, CommitMode::Sync) {
+        Err(err) if err.rdkafka_error_code() == Some(RDKafkaErrorCode::GroupAuthorizationFailed) => {}
+        other => panic!(
+            "reader committing in group kafkachain-chain-reader: expected GroupAuthorizationFailed, \
+             got {other:?}"
+        ),
     }
 }

@@ -16,6 +16,8 @@
 //! - A burst far beyond the pending cap (`MAX_PENDING`, 50,000) is held back by the
 //!   broker (the node stops reading at the cap), and then lands whole and in
 //!   per-partition order, under v2 and under the tutorial's seed rules.
+//! - A rebalance while the node's intake is paused (at the cap) does not stop it
+//!   reading: the partitions it gets back are read again.
 
 mod cluster;
 mod support;
@@ -747,18 +749,51 @@ fn a_million_malformed_transactions_leave_memory_flat() {
         "the node's summary does not count the {flood_count} malformed transactions:\n{}",
         log.lines().rev().take(20).collect::<Vec<_>>().join("\n")
     );
+    // The warnings are rate-limited, and still add up: each malformed record is either
+    // logged on its own or counted in one summary line.
+    let (one_by_one, summarised) = malformed_warnings(&log);
+    eprintln!(
+        "node log: {} bytes; {one_by_one} malformed records logged one by one, {summarised} in summaries",
+        log.len()
+    );
+    assert_eq!(
+        one_by_one + summarised,
+        flood_count as u64,
+        "the malformed-transaction warnings do not add up to the flood"
+    );
+    assert!(
+        log.len() < 1 << 20,
+        "the node wrote {} bytes of log for a flood of {flood_count} malformed records",
+        log.len()
+    );
 }
 
-/// A burst of 120,000 transactions on two partitions, against a node that reads but
-/// never mines: it stops reading at the pending cap (the broker holds the rest) and
-/// commits nothing past what it holds. A mining node in the same group then puts the
-/// whole burst on the chain exactly once, and in each partition in offset order.
-fn burst_beyond_the_pending_cap(rules: &str) {
-    const BURST_PER_PARTITION: usize = 60_000;
-    // Blocks are cut by bytes too: with 20 MB allowed per block, the holder's
-    // 50,000 pending transactions (~6 MB) fill no block, so it never mines.
-    let ledger = ledger_with_chain_max(&format!("burst-{rules}"), 2, 20_000_000);
-    let holder_flags = with_rules(
+/// Malformed-transaction warnings in a node's log: lines for one record each, and the
+/// records counted by the rate limit's summary lines (`not_logged=N`).
+fn malformed_warnings(log: &str) -> (u64, u64) {
+    let mut one_by_one = 0;
+    let mut summarised = 0;
+    for line in log.lines() {
+        if !line.contains("skipping malformed transaction") {
+            continue;
+        }
+        match line
+            .split(" not_logged=")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next()?.parse::<u64>().ok())
+        {
+            Some(n) => summarised += n,
+            None => one_by_one += 1,
+        }
+    }
+    (one_by_one, summarised)
+}
+
+/// Flags of a node that reads but never mines: blocks are cut by bytes too, and with
+/// 20 MB allowed per block the pending cap's 50,000 transactions (~6 MB) fill no block.
+/// The ledger's chain topic must allow 20 MB records ([`ledger_with_chain_max`]).
+fn holder_flags(rules: &str) -> Vec<String> {
+    with_rules(
         vec![
             "--block-size".into(),
             "200000".into(),
@@ -772,8 +807,12 @@ fn burst_beyond_the_pending_cap(rules: &str) {
             "fetch.max.bytes=20000000".into(),
         ],
         rules,
-    );
-    let mut holder = ledger.node("holder", &holder_flags);
+    )
+}
+
+/// Produces `per_partition` valid transactions to each of the ledger's two transaction
+/// partitions; their origins, sorted.
+fn produce_burst(ledger: &Ledger, per_partition: usize) -> Vec<Origin> {
     let mut origins = Vec::new();
     for partition in 0..2 {
         let (tx, rx) = crossbeam_channel::unbounded();
@@ -784,7 +823,7 @@ fn burst_beyond_the_pending_cap(rules: &str) {
             Some(tx),
         )
         .expect("producer");
-        for i in 0..BURST_PER_PARTITION {
+        for i in 0..per_partition {
             publisher
                 .send(i as u64, Some(partition), &valid_tx("burst", i))
                 .expect("send");
@@ -796,6 +835,18 @@ fn burst_beyond_the_pending_cap(rules: &str) {
         }
     }
     origins.sort();
+    origins
+}
+
+/// A burst of 120,000 transactions on two partitions, against a node that reads but
+/// never mines: it stops reading at the pending cap (the broker holds the rest) and
+/// commits nothing past what it holds. A mining node in the same group then puts the
+/// whole burst on the chain exactly once, and in each partition in offset order.
+fn burst_beyond_the_pending_cap(rules: &str) {
+    const BURST_PER_PARTITION: usize = 60_000;
+    let ledger = ledger_with_chain_max(&format!("burst-{rules}"), 2, 20_000_000);
+    let mut holder = ledger.node("holder", &holder_flags(rules));
+    let origins = produce_burst(&ledger, BURST_PER_PARTITION);
     assert_eq!(origins.len(), 2 * BURST_PER_PARTITION);
 
     // The holder reads up to the cap and no further (status lines come every 10 s).
@@ -860,6 +911,144 @@ fn burst_beyond_the_pending_cap(rules: &str) {
         }
     }
     wait_committed_to_end(&ledger, 2, Duration::from_secs(30));
+}
+
+/// The `pending=` status lines of `log` after its last "transaction partitions
+/// assigned" line, and the partitions of that line.
+fn pending_since_last_assignment(log: &str) -> (Option<Vec<i32>>, Option<usize>) {
+    let lines: Vec<&str> = log.lines().collect();
+    let Some(at) = lines
+        .iter()
+        .rposition(|l| l.contains("transaction partitions assigned"))
+    else {
+        return (None, None);
+    };
+    let rest = lines[at..].join("\n");
+    (cluster::assigned_partitions(&rest), max_pending(&rest))
+}
+
+/// Waits until the node's latest assignment has `partitions` partitions and, since it,
+/// the node has reported exactly `pending` pending transactions.
+fn wait_pending_after_assignment(
+    node: &cluster::NodeProc,
+    partitions: usize,
+    pending: usize,
+    what: &str,
+    timeout: Duration,
+) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        node.assert_alive();
+        let log = node.log();
+        let (assigned, seen) = pending_since_last_assignment(&log);
+        if assigned.as_ref().is_some_and(|a| a.len() == partitions) && seen == Some(pending) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: after {timeout:?} its latest assignment is {assigned:?} and the most \
+             pending it reported since is {seen:?} (expected {partitions} partitions and \
+             {pending} pending); its log without status lines:\n{}",
+            log.lines()
+                .filter(|l| !l.contains(" status "))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// A plain consumer in the ledger's group that polls (and commits nothing) until it is
+/// dropped; then it leaves the group.
+struct GroupMember {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl GroupMember {
+    fn join(ledger: &Ledger) -> Self {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        let consumer: BaseConsumer = support::config()
+            .set("group.id", ledger.group())
+            .set("enable.auto.commit", "false")
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "1000")
+            .create()
+            .expect("group member");
+        consumer
+            .subscribe(&[&ledger.topics.transactions])
+            .expect("subscribe");
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = consumer.poll(Duration::from_millis(100));
+                }
+                consumer.unsubscribe();
+            })
+        };
+        GroupMember {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for GroupMember {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A rebalance that comes while the node's intake is paused (the pool at the pending
+/// cap, the intake channel full) must not stop it reading. librdkafka keeps an
+/// application's pause on a partition across revocation and re-assignment; the node
+/// used to resume only its current assignment, which is empty between a revocation
+/// and the next assignment, so it never read again: the stall seen on Tansu, where the
+/// pending count fell to 0 and stayed there. Two rebalances: a second member joins
+/// (the holder keeps one partition and must read all of it again), then leaves (the
+/// holder gets both back and must read up to the cap again).
+#[test]
+fn a_rebalance_while_the_intake_is_paused_does_not_stop_it() {
+    const PER_PARTITION: usize = 40_000;
+    let ledger = ledger_with_chain_max("pause-rebalance", 2, 20_000_000);
+    let holder = ledger.node("holder", &holder_flags("v2"));
+    let origins = produce_burst(&ledger, PER_PARTITION);
+    assert_eq!(origins.len(), 2 * PER_PARTITION);
+    // 80,000 is more than the cap and the intake channel's 20,000 together: the intake
+    // holds records it cannot hand over, and pauses.
+    wait_pending_after_assignment(
+        &holder,
+        2,
+        MAX_PENDING,
+        "the holder did not reach the pending cap",
+        Duration::from_secs(240),
+    );
+
+    let member = GroupMember::join(&ledger);
+    wait_pending_after_assignment(
+        &holder,
+        1,
+        PER_PARTITION,
+        "a member joined while the holder's intake was paused, and the holder did not read \
+         its remaining partition again",
+        Duration::from_secs(180),
+    );
+    drop(member);
+    wait_pending_after_assignment(
+        &holder,
+        2,
+        MAX_PENDING,
+        "the second member left, and the holder did not read both partitions up to the cap \
+         again",
+        Duration::from_secs(180),
+    );
+    let (_, view) = ledger.replay();
+    assert!(view.origins.is_empty(), "the holder mined");
 }
 
 // Each burst takes minutes on this debug build, so each runs once per scripts/test:

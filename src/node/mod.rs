@@ -33,6 +33,7 @@ pub mod pool;
 pub mod shutdown;
 pub mod turn;
 pub mod verifier;
+pub mod warn_limit;
 
 mod run;
 

@@ -45,6 +45,7 @@ use super::budget::BlockBudget;
 use super::miner::{MineResult, MinerThread};
 use super::pool::Pool;
 use super::turn::Turns;
+use super::warn_limit::SkipWarnings;
 use super::{identity, Shutdown};
 use crate::chain::{
     self, Appended, BlockTemplate, ChainState, ClaimScope, Discarded, Origin, Rules, Transaction,
@@ -260,6 +261,8 @@ pub struct Node {
     commit_after: Option<Instant>,
     last_status: Instant,
     txs_on_chain_since_status: u64,
+    /// Warnings about skipped records, rate-limited (the counters are not).
+    skip_warnings: SkipWarnings,
     /// Whose turn it is to publish on the current tip, and when we read that tip.
     turns: Turns,
     tip_seen: Instant,
@@ -386,6 +389,7 @@ impl Node {
             commit_after: None,
             last_status: Instant::now(),
             txs_on_chain_since_status: 0,
+            skip_warnings: SkipWarnings::new(),
             turns: Turns::new(config_turn_grace),
             tip_seen: Instant::now(),
         };
@@ -661,6 +665,7 @@ impl Node {
             }
         }
         let _ = self.publisher.flush(STOP_FLUSH_TIMEOUT);
+        self.skip_warnings.report_now();
     }
 
     /// Handles the control events already queued (assignments, revocations, commits).
@@ -817,7 +822,9 @@ impl Node {
                     Err(err) => {
                         self.summary.malformed_txs += 1;
                         self.pool.consumed(partition, offset);
-                        warn!(partition, offset, error = %err, "skipping malformed transaction");
+                        if self.skip_warnings.malformed.admit(Instant::now(), &err) {
+                            warn!(partition, offset, error = %err, "skipping malformed transaction");
+                        }
                     }
                     Ok(tx) => {
                         let tx = Transaction::from_submitted(&tx, origin);
@@ -911,12 +918,14 @@ impl Node {
                 Err(reason) => {
                     self.summary.malformed_txs += 1;
                     self.pool.consumed(origin.partition, origin.offset);
-                    warn!(
-                        partition = origin.partition,
-                        offset = origin.offset,
-                        %reason,
-                        "rejected transfer"
-                    );
+                    if self.skip_warnings.rejected.admit(Instant::now(), &reason) {
+                        warn!(
+                            partition = origin.partition,
+                            offset = origin.offset,
+                            %reason,
+                            "rejected transfer"
+                        );
+                    }
                 }
             }
         }
@@ -929,6 +938,13 @@ impl Node {
         }
         self.summary.oversized_txs += 1;
         self.pool.consumed(origin.partition, origin.offset);
+        if !self
+            .skip_warnings
+            .oversized
+            .admit(Instant::now(), &"TooLarge")
+        {
+            return false;
+        }
         warn!(
             partition = origin.partition,
             offset = origin.offset,
@@ -1002,6 +1018,9 @@ impl Node {
                     for (origin, reason) in bad {
                         self.summary.malformed_txs += 1;
                         self.pool.consumed(origin.partition, origin.offset);
+                        if !self.skip_warnings.rejected.admit(Instant::now(), &reason) {
+                            continue;
+                        }
                         warn!(
                             partition = origin.partition,
                             offset = origin.offset,
@@ -1022,6 +1041,13 @@ impl Node {
             if let Some((origin, bytes)) = self.pool.oldest_entry() {
                 self.pool.remove(&[origin]);
                 self.summary.oversized_txs += 1;
+                if !self
+                    .skip_warnings
+                    .oversized
+                    .admit(Instant::now(), &"TooLarge")
+                {
+                    return;
+                }
                 warn!(
                     partition = origin.partition,
                     offset = origin.offset,
@@ -1196,6 +1222,7 @@ impl Node {
     }
 
     fn maybe_report_status(&mut self) {
+        self.skip_warnings.report_due(Instant::now());
         let elapsed = self.last_status.elapsed();
         if elapsed < Duration::from_secs(10) {
             return;

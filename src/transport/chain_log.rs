@@ -49,6 +49,9 @@ impl ChainLog {
         let fetch_max = FETCH_MAX_BYTES.to_string();
         let consumer: BaseConsumer = config
             .client(&[
+                // Never joined and never committed to: librdkafka's assign() refuses a
+                // consumer without a group.id. A secured broker grants readers only
+                // Describe on it, for the coordinator lookup (docs/operations.md).
                 ("group.id", "kafkachain-chain-reader"),
                 ("enable.auto.commit", "false"),
                 ("enable.auto.offset.store", "false"),

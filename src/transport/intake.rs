@@ -15,6 +15,11 @@
 //!   local queue, pauses its partitions (librdkafka then drops what it prefetched and
 //!   re-fetches from the last polled offset on resume, so nothing is skipped) and goes
 //!   on polling, which keeps serving callbacks and heartbeats;
+//! - every assignment starts unpaused: librdkafka keeps an application's pause on a
+//!   partition across revocation and re-assignment, so the assignment callback resumes
+//!   what it is given (a partition paused when revoked, then assigned again, would
+//!   otherwise never be fetched: the node stopped reading for good after a rebalance
+//!   that came while its intake was paused);
 //! - everything else (assignments, revocations, commit results, errors) goes through an
 //!   unbounded control channel: callbacks only ever `send` there, which cannot block;
 //! - on revocation the callback itself commits the node's latest safe positions for the
@@ -186,8 +191,21 @@ impl ConsumerContext for IntakeContext {
         let _ = shared.channels.control.send(IntakeEvent::Revoked(revoked));
     }
 
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(list) = rebalance {
+            // librdkafka keeps an application's pause across unassign and assign (it
+            // resets only its own): a partition paused, revoked and assigned again would
+            // never be fetched. Start every assignment unpaused; the poll loop pauses it
+            // again if its backlog needs that.
+            if let Err(err) = consumer.resume(list) {
+                let _ = self
+                    .shared
+                    .channels
+                    .control
+                    .send(IntakeEvent::Error(format!(
+                        "resuming newly assigned partitions: {err}"
+                    )));
+            }
             self.shared.rebalances.fetch_add(1, Ordering::SeqCst);
             let _ = self
                 .shared
@@ -488,28 +506,43 @@ fn flush_held(shared: &Shared) -> bool {
     true
 }
 
-fn set_paused(consumer: &IntakeConsumer, pause: bool) {
-    let Ok(assignment) = consumer.assignment() else {
-        return;
-    };
-    if assignment.count() == 0 {
-        return;
+/// Pauses or resumes the current assignment. An empty assignment (between a
+/// revocation and the next assignment) is a success: the assignment callback starts
+/// every new assignment unpaused. Errors are reported to the node.
+fn set_paused(consumer: &IntakeConsumer, shared: &Shared, pause: bool) -> bool {
+    let result = consumer.assignment().and_then(|assignment| {
+        if assignment.count() == 0 {
+            Ok(())
+        } else if pause {
+            consumer.pause(&assignment)
+        } else {
+            consumer.resume(&assignment)
+        }
+    });
+    match result {
+        Ok(()) => true,
+        Err(err) => {
+            let what = if pause { "pausing" } else { "resuming" };
+            let _ = shared.channels.control.send(IntakeEvent::Error(format!(
+                "{what} the transaction partitions: {err}"
+            )));
+            false
+        }
     }
-    let _ = if pause {
-        consumer.pause(&assignment)
-    } else {
-        consumer.resume(&assignment)
-    };
 }
 
-/// Re-assigns partition `p` at its committed offset (partition mode).
+/// Re-assigns partition `p` at its committed offset (partition mode), unpaused (an
+/// application's pause outlives an assignment in librdkafka).
 fn reassign(consumer: &IntakeConsumer, topic: &str, p: i32) -> Result<(), TransportError> {
     let mut list = TopicPartitionList::new();
     list.add_partition_offset(topic, p, Offset::Stored)
         .kafka("building assignment")?;
     consumer
         .assign(&list)
-        .kafka(format!("re-assigning `{topic}` partition {p}"))
+        .kafka(format!("re-assigning `{topic}` partition {p}"))?;
+    consumer
+        .resume(&list)
+        .kafka(format!("resuming `{topic}` partition {p}"))
 }
 
 /// The least time between two re-assignments of a partition whose start offset
@@ -535,12 +568,14 @@ fn poll_loop(consumer: &IntakeConsumer, shared: &Shared, stop: &AtomicBool, mode
         // A rebalance gives a new assignment, unpaused: pause it again if need be.
         let rebalances = shared.rebalances.load(Ordering::SeqCst);
         if backlog && (!paused || rebalances != paused_at) {
-            set_paused(consumer, true);
+            // A failed pause only lets more records into `held`; nothing is lost.
+            set_paused(consumer, shared, true);
             paused = true;
             paused_at = rebalances;
         } else if !backlog && paused {
-            set_paused(consumer, false);
-            paused = false;
+            // A failed resume is tried again on the next turn: a partition left
+            // paused would never be read again.
+            paused = !set_paused(consumer, shared, false);
         }
         let timeout = Duration::from_millis(if backlog { 20 } else { 100 });
         let event = match consumer.poll(timeout) {
