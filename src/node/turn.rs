@@ -5,8 +5,9 @@
 //! alone, all of them publish within one broker round trip of each other and all but
 //! one block per height is thrown away (docs/consensus.md, "Stale storms").
 //!
-//! The policy: for each tip, every node ranks the identities it knows by
-//! `SHA-256(tip hash ‖ 0x00 ‖ id)`. The node ranked first cuts its block early, at
+//! The policy: for each tip, every node ranks the identities it knows in a rotation
+//! that starts right after the tip's miner (sorted by id; the tip's miner goes last),
+//! or by `SHA-256(tip hash ‖ 0x00 ‖ id)` when the tip has no known miner. The node ranked first cuts its block early, at
 //! half a block or when its oldest pending transaction waited half the block timeout
 //! (it is its turn, and nobody else publishes for a grace; a node that never mines by
 //! choice, with a huge block size and timeout, still never does), and publishes it as
@@ -118,13 +119,31 @@ impl Turns {
     }
 
     /// `me`'s place in the order for the block after `tip` (0 = my turn).
+    ///
+    /// The order is a rotation: the known identities sorted, starting right after the
+    /// tip's miner (who goes last: it has just had its turn). Every node that knows the
+    /// same identities therefore agrees on the order, and with `n` busy publishers each
+    /// one's turn comes every `n` heights, never by luck. Only when the tip's miner is
+    /// unknown (a block without a reward, such as a genesis) is the order drawn from
+    /// `SHA-256(tip ‖ 0x00 ‖ id)`.
     pub fn rank(&self, tip: &[u8], me: &str) -> usize {
-        let mine = priority(tip, me);
-        self.known(me)
-            .into_iter()
-            .filter(|id| *id != me)
-            .filter(|id| (priority(tip, id), *id) < (mine, me))
-            .count()
+        let known = self.known(me);
+        let last = self
+            .recent
+            .back()
+            .filter(|id| !id.is_empty())
+            .and_then(|miner| known.iter().position(|id| id == miner));
+        match (last, known.iter().position(|id| *id == me)) {
+            (Some(last), Some(mine)) => (mine + known.len() - last - 1) % known.len(),
+            _ => {
+                let mine = priority(tip, me);
+                known
+                    .into_iter()
+                    .filter(|id| *id != me)
+                    .filter(|id| (priority(tip, id), *id) < (mine, me))
+                    .count()
+            }
+        }
     }
 
     /// How long after reading `tip` this node holds a solved block before publishing.
@@ -184,9 +203,46 @@ mod tests {
     }
 
     #[test]
-    fn the_turn_moves_between_nodes_evenly() {
-        let ids = ["node-a", "node-b"];
-        let turns = turns_with(&ids);
+    fn the_turn_rotates_after_the_tips_miner() {
+        let ids = ["node-a", "node-b", "node-c"];
+        let mut turns = turns_with(&ids);
+        // The tip's miner (node-c, the last block) goes last; then the sorted order.
+        let tip = tip(1);
+        assert_eq!(turns.rank(&tip, "node-a"), 0);
+        assert_eq!(turns.rank(&tip, "node-b"), 1);
+        assert_eq!(turns.rank(&tip, "node-c"), 2);
+        // Whoever publishes, the next in the rotation is first after it.
+        for (miner, first) in [
+            ("node-a", "node-b"),
+            ("node-b", "node-c"),
+            ("node-c", "node-a"),
+        ] {
+            turns.on_block(Some(miner));
+            assert!(turns.my_turn(&tip, first), "after {miner}: {first}'s turn");
+            assert_eq!(turns.rank(&tip, miner), 2, "{miner} just published: last");
+        }
+    }
+
+    #[test]
+    fn two_busy_nodes_alternate_strictly() {
+        let mut turns = turns_with(&["node-a", "node-b"]);
+        let mut firsts = Vec::new();
+        for n in 0..20 {
+            let first = if turns.my_turn(&tip(n), "node-a") {
+                "node-a"
+            } else {
+                "node-b"
+            };
+            firsts.push(first);
+            turns.on_block(Some(first));
+        }
+        assert!(firsts.windows(2).all(|w| w[0] != w[1]), "{firsts:?}");
+    }
+
+    #[test]
+    fn without_a_known_miner_the_order_is_drawn_from_the_tip() {
+        let mut turns = turns_with(&["node-a", "node-b"]);
+        turns.on_block(None);
         let firsts = (0..1000)
             .filter(|n| turns.rank(&tip(*n), "node-a") == 0)
             .count();
@@ -218,10 +274,15 @@ mod tests {
 
     #[test]
     fn a_node_always_counts_itself_so_a_newcomer_is_never_locked_out() {
-        let turns = turns_with(&["old-1", "old-2"]);
+        let mut turns = turns_with(&["old-1", "old-2"]);
         assert_eq!(turns.known("new").len(), 3);
+        // The old nodes keep taking turns between themselves; the newcomer, which
+        // counts itself, still finds its own turn in the rotation.
         let firsts = (0..300)
-            .filter(|n| turns.rank(&tip(*n), "new") == 0)
+            .filter(|n| {
+                turns.on_block(Some(["old-1", "old-2"][*n as usize % 2]));
+                turns.rank(&tip(*n), "new") == 0
+            })
             .count();
         assert!(
             firsts > 50,
