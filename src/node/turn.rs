@@ -35,8 +35,8 @@
 //! - **Timing is local.** Holds are measured from the moment this node read the tip,
 //!   on its own monotonic clock; no clocks are compared between nodes.
 //! - **The grace adapts**: the grace in force is the configured one, or twice the
-//!   recent round trip of this node's own blocks (publish → read back) if that is
-//!   longer, capped at [`MAX_GRACE_FACTOR`] × the configured one, so a slow broker or a
+//!   90th percentile of the last [`ROUND_TRIPS`] round trips of this node's own blocks
+//!   (publish → read back) if that is longer, capped at [`MAX_GRACE_FACTOR`] × the configured one, so a slow broker or a
 //!   loaded machine does not turn holds back into races.
 //! - `grace = 0` turns the policy off: every node publishes as soon as it has mined.
 
@@ -51,18 +51,20 @@ pub const WINDOW: usize = 64;
 /// blocks an attacker can push a node down the ranking, but delay it by no more than
 /// `MAX_RANK × grace` per height.
 pub const MAX_RANK: usize = 3;
-/// The grace adapts to the cluster: at least twice the recent round trip of this
-/// node's own blocks (publish → read back), so the first in line's block has time to
-/// arrive; but never more than this many times the configured grace.
+/// The grace adapts to the cluster: at least twice the 90th percentile of the recent
+/// round trips of this node's own blocks (publish → read back), so the first in line's
+/// block has time to arrive; but never more than this many times the configured grace.
 pub const MAX_GRACE_FACTOR: u32 = 5;
+/// Round trips the grace is computed from.
+pub const ROUND_TRIPS: usize = 32;
 
 /// The turn policy and the recent publishers it ranks.
 #[derive(Clone, Debug)]
 pub struct Turns {
     grace: Duration,
     recent: VecDeque<String>,
-    /// Moving average of this node's publish → read-back time.
-    round_trip: Option<Duration>,
+    /// This node's last [`ROUND_TRIPS`] publish → read-back times.
+    round_trips: VecDeque<Duration>,
 }
 
 impl Turns {
@@ -71,23 +73,30 @@ impl Turns {
         Turns {
             grace,
             recent: VecDeque::with_capacity(WINDOW),
-            round_trip: None,
+            round_trips: VecDeque::with_capacity(ROUND_TRIPS),
         }
     }
 
     /// One of our blocks came back `took` after we published it.
     pub fn on_round_trip(&mut self, took: Duration) {
-        self.round_trip = Some(match self.round_trip {
-            None => took,
-            Some(avg) => (avg * 7 + took) / 8,
-        });
+        if self.round_trips.len() == ROUND_TRIPS {
+            self.round_trips.pop_front();
+        }
+        self.round_trips.push_back(took);
     }
 
-    /// The grace per rank in force: the configured one, or twice the recent round
-    /// trip if that is longer, capped at [`MAX_GRACE_FACTOR`] × the configured one.
+    /// The grace per rank in force: the configured one, or twice the 90th percentile
+    /// of the recent round trips if that is longer (the first in line's block must
+    /// arrive within the hold even when the broker has a slow moment, not only on
+    /// average), capped at [`MAX_GRACE_FACTOR`] × the configured one.
     pub fn grace(&self) -> Duration {
-        let wanted = self.round_trip.map_or(Duration::ZERO, |rt| rt * 2);
-        wanted.clamp(self.grace, self.grace * MAX_GRACE_FACTOR)
+        let mut sorted: Vec<Duration> = self.round_trips.iter().copied().collect();
+        sorted.sort_unstable();
+        let p90 = sorted
+            .get((sorted.len() * 9 / 10).min(sorted.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default();
+        (p90 * 2).clamp(self.grace, self.grace * MAX_GRACE_FACTOR)
     }
 
     /// Whether holds are in force (a grace above zero).
@@ -316,7 +325,7 @@ mod tests {
     }
 
     #[test]
-    fn the_grace_follows_the_round_trip_within_bounds() {
+    fn the_grace_follows_the_slow_round_trips_within_bounds() {
         let mut turns = Turns::new(GRACE);
         assert_eq!(turns.grace(), GRACE);
         turns.on_round_trip(Duration::from_millis(20));
@@ -324,6 +333,18 @@ mod tests {
         let mut slow = Turns::new(GRACE);
         slow.on_round_trip(Duration::from_millis(150));
         assert_eq!(slow.grace(), Duration::from_millis(300));
+        // Mostly fast with a slow tail: the tail sets the grace, not the average.
+        let mut tail = Turns::new(GRACE);
+        for i in 0..ROUND_TRIPS {
+            let ms = if i % 5 == 0 { 200 } else { 20 };
+            tail.on_round_trip(Duration::from_millis(ms));
+        }
+        assert_eq!(tail.grace(), Duration::from_millis(400));
+        // Old samples leave the window.
+        for _ in 0..ROUND_TRIPS {
+            tail.on_round_trip(Duration::from_millis(20));
+        }
+        assert_eq!(tail.grace(), GRACE);
         slow.on_round_trip(Duration::from_secs(60));
         assert_eq!(slow.grace(), GRACE * MAX_GRACE_FACTOR, "capped");
     }
