@@ -34,6 +34,8 @@ pub struct LedgerParams {
     pub accounts_senders: Option<usize>,
     /// The nodes' `--turn-grace`, in milliseconds (0 = publish at once).
     pub turn_grace_ms: u64,
+    /// Transactions put on the chain before the clock starts (not measured).
+    pub warmup_txs: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -298,11 +300,16 @@ pub fn run(
     // Send, remembering when each tagged transaction left.
     // Accounts: sign every transfer before the clock starts (sender i % n, partition
     // sender % nodes, so each sender's nonces reach one node in order).
+    // The warm-up goes first: transactions 0..warmup, on the chain before the clock
+    // starts; the measured ones are warmup..warmup + txs (for accounts, one sequence of
+    // nonces across both).
+    let warmup = params.warmup_txs;
+    let total = warmup + params.txs;
     let signed: Option<(Vec<Vec<u8>>, usize)> = match params.accounts_senders {
         Some(n) => {
             let id = chain_id(kafka, &names.chain)?;
             let keys = super::accounts::senders(n);
-            let all = (0..params.txs)
+            let all = (0..total)
                 .map(|i| super::accounts::transfer(&keys, i, &id))
                 .collect();
             Some((all, n))
@@ -316,6 +323,46 @@ pub fn run(
         Profile::Transactions,
         Some(reports_tx),
     )?;
+    let send = |i: u64| -> anyhow::Result<()> {
+        match &signed {
+            Some((all, n)) => {
+                let partition = ((i % *n as u64) % params.nodes as u64) as i32;
+                publisher.send(i, Some(partition), &all[i as usize])?
+            }
+            // Round robin over the partitions, so each node gets its share: a lone
+            // producer with null keys at full speed can put 90 % of a burst on one
+            // partition (librdkafka's sticky partitioner), and the run would then
+            // measure one node, not the cluster.
+            None => {
+                let partition = (i % params.nodes as u64) as i32;
+                publisher.send(i, Some(partition), payload)?
+            }
+        }
+        Ok(())
+    };
+    for i in 0..warmup {
+        send(i)?;
+    }
+    publisher.flush(Duration::from_secs(120))?;
+    let warm = Instant::now();
+    while follower.on_chain.load(Ordering::Relaxed) < warmup {
+        if warm.elapsed() > Duration::from_secs(120) {
+            anyhow::bail!(
+                "the warm-up stalled at {} of {warmup} transactions (node logs in {})",
+                follower.on_chain.load(Ordering::Relaxed),
+                dir.keep().display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // What the warm-up put on the chain is not measured.
+    let (warm_blocks, warm_stale, warm_invalid) = (
+        follower.blocks.load(Ordering::Relaxed),
+        follower.stale.load(Ordering::Relaxed),
+        follower.invalid.load(Ordering::Relaxed),
+    );
+    let measured_from_height = warm_blocks + 1;
+
     let mut sent_at = Vec::with_capacity(params.txs as usize);
     let started = Instant::now();
     let mut checkpoint = None;
@@ -327,13 +374,7 @@ pub fn run(
             }
         }
         sent_at.push(Instant::now());
-        match &signed {
-            Some((all, n)) => {
-                let partition = ((i % *n as u64) % params.nodes as u64) as i32;
-                publisher.send(i, Some(partition), &all[i as usize])?
-            }
-            None => publisher.send(i, None, payload)?,
-        }
+        send(warmup + i)?;
         if i % 1024 == 0 {
             sample_checkpoint(params, &follower, &nodes, &mut checkpoint);
         }
@@ -352,15 +393,14 @@ pub fn run(
     loop {
         sample_checkpoint(params, &follower, &nodes, &mut checkpoint);
         let on_chain = follower.on_chain.load(Ordering::Relaxed);
-        if on_chain >= params.txs {
+        if on_chain >= total {
             break;
         }
         if on_chain != last_progress.0 {
             last_progress = (on_chain, Instant::now());
         } else if last_progress.1.elapsed() > Duration::from_secs(60) {
             anyhow::bail!(
-                "the ledger stalled at {on_chain} of {} transactions (node logs in {})",
-                params.txs,
+                "the ledger stalled at {on_chain} of {total} transactions (node logs in {})",
                 dir.keep().display()
             );
         }
@@ -377,6 +417,10 @@ pub fn run(
     for node in nodes {
         node.stop()?;
     }
+    // KAFKACHAIN_BENCH_KEEP_LOGS=1 keeps every run's node logs for a closer look.
+    if std::env::var_os("KAFKACHAIN_BENCH_KEEP_LOGS").is_some_and(|v| v == "1") {
+        eprintln!("bench: node logs kept in {}", dir.keep().display());
+    }
     let logs: Vec<(String, String)> = names_of
         .iter()
         .zip(&log_paths)
@@ -392,7 +436,7 @@ pub fn run(
             .arrivals
             .lock()
             .map_err(|_| anyhow::anyhow!("poisoned"))?;
-        races::analyse(&arrivals, &logs)
+        races::analyse(&arrivals, &logs, measured_from_height)
     };
 
     let seen = follower
@@ -402,8 +446,12 @@ pub fn run(
     let mut last_seen = started;
     let mut samples = Vec::with_capacity(seen.len());
     for (origin, at) in seen.iter() {
-        if let Some(&tag) = origin_tag.get(origin) {
-            samples.push(at.saturating_duration_since(sent_at[tag as usize]));
+        if let Some(&sent) = origin_tag
+            .get(origin)
+            .and_then(|tag| tag.checked_sub(warmup))
+            .and_then(|i| sent_at.get(i as usize))
+        {
+            samples.push(at.saturating_duration_since(sent));
             last_seen = last_seen.max(*at);
         }
     }
@@ -415,9 +463,9 @@ pub fn run(
         seconds,
         committed_tx_per_sec: params.txs as f64 / seconds.max(1e-9),
         latency: Latency::from_samples(samples),
-        blocks: follower.blocks.load(Ordering::Relaxed),
-        stale_blocks: follower.stale.load(Ordering::Relaxed),
-        invalid_records: follower.invalid.load(Ordering::Relaxed),
+        blocks: follower.blocks.load(Ordering::Relaxed) - warm_blocks,
+        stale_blocks: follower.stale.load(Ordering::Relaxed) - warm_stale,
+        invalid_records: follower.invalid.load(Ordering::Relaxed) - warm_invalid,
         turn_grace_ms: params.turn_grace_ms,
         races: race_report,
         rss_checkpoint_txs: params.rss_checkpoint,

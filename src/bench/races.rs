@@ -112,7 +112,13 @@ fn time_of_day(stamp: &str) -> Option<f64> {
 }
 
 /// Puts the follower's arrivals and the nodes' logs (name, text) together.
-pub fn analyse(arrivals: &[Arrival], logs: &[(String, String)]) -> RaceReport {
+///
+/// Heights below `from_height` (a warm-up) are left out.
+pub fn analyse(arrivals: &[Arrival], logs: &[(String, String)], from_height: u64) -> RaceReport {
+    let arrivals: Vec<&Arrival> = arrivals
+        .iter()
+        .filter(|a| a.height >= from_height)
+        .collect();
     let mut winners: HashMap<u64, (Option<&str>, Instant)> = HashMap::new();
     for a in arrivals.iter().filter(|a| !a.stale && a.height > 0) {
         winners.insert(a.height, (a.miner.as_deref(), a.at));
@@ -135,7 +141,8 @@ pub fn analyse(arrivals: &[Arrival], logs: &[(String, String)]) -> RaceReport {
     let nodes = logs
         .iter()
         .map(|(node, log)| {
-            let publishes = published(log);
+            let mut publishes = published(log);
+            publishes.retain(|p| p.height >= from_height);
             for p in &publishes {
                 if let Some(at) = p.at {
                     publish_times.entry(p.height).or_default().push(at);
@@ -235,7 +242,7 @@ mod tests {
                     .to_string(),
             ),
         ];
-        let r = analyse(&arrivals, &logs);
+        let r = analyse(&arrivals, &logs, 0);
         assert_eq!(r.heights, 3);
         assert_eq!(r.raced_heights, 1);
         assert_eq!(r.stale_per_height, BTreeMap::from([(0, 2), (1, 1)]));

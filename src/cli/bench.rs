@@ -74,6 +74,11 @@ pub struct BenchArgs {
     /// for a before/after comparison in one run (e.g. `--compare-grace-ms 0`).
     #[arg(long)]
     pub compare_grace_ms: Option<u64>,
+    /// Transactions sent and put on the chain before each ledger run's clock starts
+    /// (not counted in its rate, latency, blocks or races): the nodes' consumers have
+    /// fetched, every node has won a block and knows the others. 0 = no warm-up.
+    #[arg(long, default_value_t = 2000)]
+    pub warmup_txs: u64,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -162,6 +167,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         rss_checkpoint: args.rss_checkpoint,
         accounts_senders: matches!(args.rules, RulesArg::Accounts).then_some(args.senders),
         turn_grace_ms: args.turn_grace_ms,
+        warmup_txs: args.warmup_txs,
     };
     let compare_params = args.compare_grace_ms.map(|ms| LedgerParams {
         turn_grace_ms: ms,

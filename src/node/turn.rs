@@ -5,8 +5,9 @@
 //! alone, all of them publish within one broker round trip of each other and all but
 //! one block per height is thrown away (docs/consensus.md, "Stale storms").
 //!
-//! The policy: for each tip, every node ranks the identities it knows by
-//! `SHA-256(tip hash ‖ 0x00 ‖ id)`. The node ranked first cuts its block early, at
+//! The policy: for each tip, every node ranks the identities it knows in a rotation
+//! that starts right after the tip's miner (sorted by id; the tip's miner goes last),
+//! or by `SHA-256(tip hash ‖ 0x00 ‖ id)` when the tip has no known miner. The node ranked first cuts its block early, at
 //! half a block or when its oldest pending transaction waited half the block timeout
 //! (it is its turn, and nobody else publishes for a grace; a node that never mines by
 //! choice, with a huge block size and timeout, still never does), and publishes it as
@@ -34,8 +35,8 @@
 //! - **Timing is local.** Holds are measured from the moment this node read the tip,
 //!   on its own monotonic clock; no clocks are compared between nodes.
 //! - **The grace adapts**: the grace in force is the configured one, or twice the
-//!   recent round trip of this node's own blocks (publish → read back) if that is
-//!   longer, capped at [`MAX_GRACE_FACTOR`] × the configured one, so a slow broker or a
+//!   90th percentile of the last [`ROUND_TRIPS`] round trips of this node's own blocks
+//!   (publish → read back) if that is longer, capped at [`MAX_GRACE_FACTOR`] × the configured one, so a slow broker or a
 //!   loaded machine does not turn holds back into races.
 //! - `grace = 0` turns the policy off: every node publishes as soon as it has mined.
 
@@ -50,18 +51,20 @@ pub const WINDOW: usize = 64;
 /// blocks an attacker can push a node down the ranking, but delay it by no more than
 /// `MAX_RANK × grace` per height.
 pub const MAX_RANK: usize = 3;
-/// The grace adapts to the cluster: at least twice the recent round trip of this
-/// node's own blocks (publish → read back), so the first in line's block has time to
-/// arrive; but never more than this many times the configured grace.
+/// The grace adapts to the cluster: at least twice the 90th percentile of the recent
+/// round trips of this node's own blocks (publish → read back), so the first in line's
+/// block has time to arrive; but never more than this many times the configured grace.
 pub const MAX_GRACE_FACTOR: u32 = 5;
+/// Round trips the grace is computed from.
+pub const ROUND_TRIPS: usize = 32;
 
 /// The turn policy and the recent publishers it ranks.
 #[derive(Clone, Debug)]
 pub struct Turns {
     grace: Duration,
     recent: VecDeque<String>,
-    /// Moving average of this node's publish → read-back time.
-    round_trip: Option<Duration>,
+    /// This node's last [`ROUND_TRIPS`] publish → read-back times.
+    round_trips: VecDeque<Duration>,
 }
 
 impl Turns {
@@ -70,23 +73,30 @@ impl Turns {
         Turns {
             grace,
             recent: VecDeque::with_capacity(WINDOW),
-            round_trip: None,
+            round_trips: VecDeque::with_capacity(ROUND_TRIPS),
         }
     }
 
     /// One of our blocks came back `took` after we published it.
     pub fn on_round_trip(&mut self, took: Duration) {
-        self.round_trip = Some(match self.round_trip {
-            None => took,
-            Some(avg) => (avg * 7 + took) / 8,
-        });
+        if self.round_trips.len() == ROUND_TRIPS {
+            self.round_trips.pop_front();
+        }
+        self.round_trips.push_back(took);
     }
 
-    /// The grace per rank in force: the configured one, or twice the recent round
-    /// trip if that is longer, capped at [`MAX_GRACE_FACTOR`] × the configured one.
+    /// The grace per rank in force: the configured one, or twice the 90th percentile
+    /// of the recent round trips if that is longer (the first in line's block must
+    /// arrive within the hold even when the broker has a slow moment, not only on
+    /// average), capped at [`MAX_GRACE_FACTOR`] × the configured one.
     pub fn grace(&self) -> Duration {
-        let wanted = self.round_trip.map_or(Duration::ZERO, |rt| rt * 2);
-        wanted.clamp(self.grace, self.grace * MAX_GRACE_FACTOR)
+        let mut sorted: Vec<Duration> = self.round_trips.iter().copied().collect();
+        sorted.sort_unstable();
+        let p90 = sorted
+            .get((sorted.len() * 9 / 10).min(sorted.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default();
+        (p90 * 2).clamp(self.grace, self.grace * MAX_GRACE_FACTOR)
     }
 
     /// Whether holds are in force (a grace above zero).
@@ -118,13 +128,31 @@ impl Turns {
     }
 
     /// `me`'s place in the order for the block after `tip` (0 = my turn).
+    ///
+    /// The order is a rotation: the known identities sorted, starting right after the
+    /// tip's miner (who goes last: it has just had its turn). Every node that knows the
+    /// same identities therefore agrees on the order, and with `n` busy publishers each
+    /// one's turn comes every `n` heights, never by luck. Only when the tip's miner is
+    /// unknown (a block without a reward, such as a genesis) is the order drawn from
+    /// `SHA-256(tip ‖ 0x00 ‖ id)`.
     pub fn rank(&self, tip: &[u8], me: &str) -> usize {
-        let mine = priority(tip, me);
-        self.known(me)
-            .into_iter()
-            .filter(|id| *id != me)
-            .filter(|id| (priority(tip, id), *id) < (mine, me))
-            .count()
+        let known = self.known(me);
+        let last = self
+            .recent
+            .back()
+            .filter(|id| !id.is_empty())
+            .and_then(|miner| known.iter().position(|id| id == miner));
+        match (last, known.iter().position(|id| *id == me)) {
+            (Some(last), Some(mine)) => (mine + known.len() - last - 1) % known.len(),
+            _ => {
+                let mine = priority(tip, me);
+                known
+                    .into_iter()
+                    .filter(|id| *id != me)
+                    .filter(|id| (priority(tip, id), *id) < (mine, me))
+                    .count()
+            }
+        }
     }
 
     /// How long after reading `tip` this node holds a solved block before publishing.
@@ -184,9 +212,46 @@ mod tests {
     }
 
     #[test]
-    fn the_turn_moves_between_nodes_evenly() {
-        let ids = ["node-a", "node-b"];
-        let turns = turns_with(&ids);
+    fn the_turn_rotates_after_the_tips_miner() {
+        let ids = ["node-a", "node-b", "node-c"];
+        let mut turns = turns_with(&ids);
+        // The tip's miner (node-c, the last block) goes last; then the sorted order.
+        let tip = tip(1);
+        assert_eq!(turns.rank(&tip, "node-a"), 0);
+        assert_eq!(turns.rank(&tip, "node-b"), 1);
+        assert_eq!(turns.rank(&tip, "node-c"), 2);
+        // Whoever publishes, the next in the rotation is first after it.
+        for (miner, first) in [
+            ("node-a", "node-b"),
+            ("node-b", "node-c"),
+            ("node-c", "node-a"),
+        ] {
+            turns.on_block(Some(miner));
+            assert!(turns.my_turn(&tip, first), "after {miner}: {first}'s turn");
+            assert_eq!(turns.rank(&tip, miner), 2, "{miner} just published: last");
+        }
+    }
+
+    #[test]
+    fn two_busy_nodes_alternate_strictly() {
+        let mut turns = turns_with(&["node-a", "node-b"]);
+        let mut firsts = Vec::new();
+        for n in 0..20 {
+            let first = if turns.my_turn(&tip(n), "node-a") {
+                "node-a"
+            } else {
+                "node-b"
+            };
+            firsts.push(first);
+            turns.on_block(Some(first));
+        }
+        assert!(firsts.windows(2).all(|w| w[0] != w[1]), "{firsts:?}");
+    }
+
+    #[test]
+    fn without_a_known_miner_the_order_is_drawn_from_the_tip() {
+        let mut turns = turns_with(&["node-a", "node-b"]);
+        turns.on_block(None);
         let firsts = (0..1000)
             .filter(|n| turns.rank(&tip(*n), "node-a") == 0)
             .count();
@@ -218,10 +283,15 @@ mod tests {
 
     #[test]
     fn a_node_always_counts_itself_so_a_newcomer_is_never_locked_out() {
-        let turns = turns_with(&["old-1", "old-2"]);
+        let mut turns = turns_with(&["old-1", "old-2"]);
         assert_eq!(turns.known("new").len(), 3);
+        // The old nodes keep taking turns between themselves; the newcomer, which
+        // counts itself, still finds its own turn in the rotation.
         let firsts = (0..300)
-            .filter(|n| turns.rank(&tip(*n), "new") == 0)
+            .filter(|n| {
+                turns.on_block(Some(["old-1", "old-2"][*n as usize % 2]));
+                turns.rank(&tip(*n), "new") == 0
+            })
             .count();
         assert!(
             firsts > 50,
@@ -255,7 +325,7 @@ mod tests {
     }
 
     #[test]
-    fn the_grace_follows_the_round_trip_within_bounds() {
+    fn the_grace_follows_the_slow_round_trips_within_bounds() {
         let mut turns = Turns::new(GRACE);
         assert_eq!(turns.grace(), GRACE);
         turns.on_round_trip(Duration::from_millis(20));
@@ -263,6 +333,18 @@ mod tests {
         let mut slow = Turns::new(GRACE);
         slow.on_round_trip(Duration::from_millis(150));
         assert_eq!(slow.grace(), Duration::from_millis(300));
+        // Mostly fast with a slow tail: the tail sets the grace, not the average.
+        let mut tail = Turns::new(GRACE);
+        for i in 0..ROUND_TRIPS {
+            let ms = if i % 5 == 0 { 200 } else { 20 };
+            tail.on_round_trip(Duration::from_millis(ms));
+        }
+        assert_eq!(tail.grace(), Duration::from_millis(400));
+        // Old samples leave the window.
+        for _ in 0..ROUND_TRIPS {
+            tail.on_round_trip(Duration::from_millis(20));
+        }
+        assert_eq!(tail.grace(), GRACE);
         slow.on_round_trip(Duration::from_secs(60));
         assert_eq!(slow.grace(), GRACE * MAX_GRACE_FACTOR, "capped");
     }
