@@ -116,6 +116,38 @@ fn the_index_resumes_verified_and_rebuilds_when_its_tip_is_gone() {
     assert_eq!(s.get("/address/alice").json()["tx_count"], json!(6));
 }
 
+/// A restarted `serve` whose index already ends at the topic's end reports that tip at
+/// once (`/healthz`, `/metrics`): no batch is written, and it used to say height 0 and
+/// "behind" until the next block landed.
+#[test]
+fn a_restart_with_nothing_new_reports_the_stored_tip() {
+    let ledger = Ledger::new("index-idle", 1);
+    let node = ledger.node("n1", &node_flags(Some(0), 2, 6));
+    ledger.send(4, Some(0), "alice");
+    let view = ledger.wait_for_txs(4, Duration::from_secs(90));
+    drop(node); // nothing new may land on the topic from here on
+    let index = ledger.dir.path().join("index.sqlite");
+
+    let mut s = ServeProc::start(&ledger, &index, &[]);
+    s.wait_for_height(view.height, Duration::from_secs(60));
+    s.terminate();
+
+    let s = ServeProc::start(&ledger, &index, &[]);
+    let health = support::wait_until(
+        Duration::from_secs(60),
+        &format!("/healthz 200 at height {}", view.height),
+        || {
+            let r = s.get("/healthz");
+            (r.status == 200 && r.json()["height"] == json!(view.height)).then(|| r.json())
+        },
+    );
+    assert_eq!(health["tip"], json!(view.tip), "{health}");
+    assert_eq!(health["behind"], json!(0), "{health}");
+    assert_eq!(metric(&s, "kafkachain_index_height"), view.height as f64);
+    // Nothing was written in this run.
+    assert_eq!(metric(&s, "kafkachain_index_blocks_total"), 0.0);
+}
+
 #[test]
 fn healthz_names_an_unreachable_broker() {
     // A broker of our own, so that it can be stopped.

@@ -108,6 +108,14 @@ impl Indexer {
         }
     }
 
+    fn report_stored(&self, resume: &Resume) {
+        let m = &self.shared.metrics;
+        m.height.set(resume.height as i64);
+        m.next_offset.set(resume.next_offset);
+        self.shared
+            .indexed(resume.next_offset, resume.height, resume.tip, &[]);
+    }
+
     fn open(&self) -> Result<Connection, IndexError> {
         schema::open_writer(&self.path, &self.topic).map_err(|e| self.sql(e))
     }
@@ -115,6 +123,11 @@ impl Indexer {
     fn follow(&self, stop: &Shutdown) -> Result<Outcome, IndexError> {
         let mut conn = self.open()?;
         let resume = Resume::load(&conn).map_err(|e| self.sql(e))?;
+        // The API serves the stored rows from now on, so report where they end: with
+        // nothing new on the topic no batch would ever report it (a restarted serve
+        // said height 0 and "behind" on /healthz until the next block). A tip not on
+        // the topic is wiped below, which reports 0 again.
+        self.report_stored(&resume);
         let log = ChainLog::open(&self.kafka, &self.topic, 0)?;
         if resume.next_offset > 0 {
             let end = log.end_offset()?;
