@@ -326,17 +326,19 @@ impl Ledger {
         let mut sigs = Vec::with_capacity(block.len());
         let mut keys = Vec::with_capacity(block.len());
         let mut indexes = Vec::with_capacity(block.len());
-        let mut new_keys = Vec::new();
+        // Keys of senders new to the ledger, each decompressed once per block (a block
+        // holds many transfers of one sender).
+        let mut new_keys: HashMap<Address, VerifyingKey> = HashMap::new();
         for (i, tx) in block.iter().enumerate() {
             let BlockTx::Transfer(t) = tx else { continue };
             let from = t.transfer.from;
-            let key = match self.keys.get(&from) {
+            let key = match self.keys.get(&from).or_else(|| new_keys.get(&from)) {
                 Some(k) => *k,
                 None => {
                     let k = from
                         .key("sender")
                         .map_err(|reason| RuleError::Transfer { index: i, reason })?;
-                    new_keys.push((from, k));
+                    new_keys.insert(from, k);
                     k
                 }
             };
@@ -345,6 +347,7 @@ impl Ledger {
             keys.push(key);
             indexes.push(i);
         }
+        let new_keys: Vec<(Address, VerifyingKey)> = new_keys.into_iter().collect();
         if messages.is_empty() {
             return Ok(new_keys);
         }
