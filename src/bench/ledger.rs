@@ -36,7 +36,15 @@ pub struct LedgerParams {
     pub turn_grace_ms: u64,
     /// Transactions put on the chain before the clock starts (not measured).
     pub warmup_txs: u64,
+    /// The nodes' `RUST_LOG` filter.
+    pub node_log_filter: String,
+    /// Copy the nodes' logs into this directory when the phase ends (they are kept
+    /// anyway, in the run's temporary directory, when the ledger stalls).
+    pub keep_logs: Option<std::path::PathBuf>,
 }
+
+/// The nodes' log filter by default: `info` is what the race report reads.
+pub const DEFAULT_NODE_LOG: &str = "warn,kafkachain=info";
 
 #[derive(Clone, Debug, Serialize)]
 pub struct NodeMemory {
@@ -164,7 +172,7 @@ fn start_node(
         .args(["--threads", &threads.to_string()])
         .args(["--turn-grace", &format!("{}ms", params.turn_grace_ms)])
         .args(accounts_flags(params, dir)?)
-        .env("RUST_LOG", "warn,kafkachain=info")
+        .env("RUST_LOG", &params.node_log_filter)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log);
@@ -417,10 +425,6 @@ pub fn run(
     for node in nodes {
         node.stop()?;
     }
-    // KAFKACHAIN_BENCH_KEEP_LOGS=1 keeps every run's node logs for a closer look.
-    if std::env::var_os("KAFKACHAIN_BENCH_KEEP_LOGS").is_some_and(|v| v == "1") {
-        eprintln!("bench: node logs kept in {}", dir.keep().display());
-    }
     let logs: Vec<(String, String)> = names_of
         .iter()
         .zip(&log_paths)
@@ -431,6 +435,15 @@ pub fn run(
             )
         })
         .collect();
+    if let Some(keep) = &params.keep_logs {
+        std::fs::create_dir_all(keep).with_context(|| format!("creating {}", keep.display()))?;
+        for (name, path) in names_of.iter().zip(&log_paths) {
+            let to = keep.join(format!("{}-{name}.log", names.chain));
+            std::fs::copy(path, &to)
+                .with_context(|| format!("keeping {} as {}", path.display(), to.display()))?;
+            eprintln!("bench: node log kept in {}", to.display());
+        }
+    }
     let race_report = {
         let arrivals = follower
             .arrivals

@@ -82,6 +82,16 @@ pub struct Published {
     pub at: Option<f64>,
 }
 
+/// The reward recipient a node's blocks carry, from its `node running id=…` log line:
+/// the `--id` under seed and v2, the address of its key under accounts (so a node's
+/// name in the bench is not what its blocks say). None if the line is missing.
+pub fn miner_id(log: &str) -> Option<&str> {
+    log.lines()
+        .find(|line| line.contains("node running"))?
+        .split_whitespace()
+        .find_map(|t| t.strip_prefix("id="))
+}
+
 /// Every `published block` line in a node's log.
 pub fn published(log: &str) -> Vec<Published> {
     log.lines()
@@ -141,6 +151,7 @@ pub fn analyse(arrivals: &[Arrival], logs: &[(String, String)], from_height: u64
     let nodes = logs
         .iter()
         .map(|(node, log)| {
+            let me = miner_id(log).unwrap_or(node.as_str());
             let mut publishes = published(log);
             publishes.retain(|p| p.height >= from_height);
             for p in &publishes {
@@ -153,7 +164,7 @@ pub fn analyse(arrivals: &[Arrival], logs: &[(String, String)], from_height: u64
                 .filter(|p| {
                     winners
                         .get(&p.height)
-                        .is_some_and(|(miner, _)| *miner != Some(node.as_str()))
+                        .is_some_and(|(miner, _)| *miner != Some(me))
                 })
                 .map(|p| p.since_tip_ms)
                 .collect();
@@ -255,5 +266,45 @@ mod tests {
             "{:?}",
             r.publish_gap
         );
+    }
+
+    #[test]
+    fn an_accounts_node_is_known_by_its_address_not_its_name() {
+        // Under the accounts rules a node's blocks reward its key's address; its
+        // bench name (`--id`) appears in no block.
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        let t0 = Instant::now();
+        let arrival = |height, miner: &str, stale| Arrival {
+            height,
+            miner: Some(miner.into()),
+            at: t0,
+            stale,
+        };
+        let arrivals = vec![
+            arrival(1, &a, false),
+            arrival(1, &b, true),
+            arrival(2, &b, false),
+        ];
+        let running = |id: &str| {
+            format!("dT00:00:00.000Z  INFO kafkachain::node::run: node running id={id} intake=Partition(0)\n")
+        };
+        let logs = vec![
+            (
+                "bench-node-0".to_string(),
+                running(&a) + "dT00:00:00.100Z published block height=1 since_tip_ms=2\n",
+            ),
+            (
+                "bench-node-1".to_string(),
+                running(&b)
+                    + "dT00:00:00.110Z published block height=1 since_tip_ms=3\n\
+                       dT00:00:00.200Z published block height=2 since_tip_ms=4\n",
+            ),
+        ];
+        let r = analyse(&arrivals, &logs, 0);
+        assert_eq!((r.nodes[0].published, r.nodes[0].lost), (1, 0));
+        assert_eq!((r.nodes[1].published, r.nodes[1].lost), (2, 1));
+        assert_eq!(r.nodes[1].lost_ms, 3.0);
+        assert_eq!(miner_id(&running(&a)), Some(a.as_str()));
+        assert_eq!(miner_id("no such line"), None);
     }
 }

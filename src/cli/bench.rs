@@ -79,6 +79,15 @@ pub struct BenchArgs {
     /// fetched, every node has won a block and knows the others. 0 = no warm-up.
     #[arg(long, default_value_t = 2000)]
     pub warmup_txs: u64,
+    /// Copy every ledger phase's node logs into this directory (named after the
+    /// phase's chain topic and the node), for looking into where the time went. Without
+    /// it the logs are deleted after the run, unless the ledger stalls.
+    #[arg(long, value_name = "DIR")]
+    pub keep_node_logs: Option<std::path::PathBuf>,
+    /// The nodes' log filter (`RUST_LOG`), e.g. `warn,kafkachain=debug`; the race
+    /// report needs `kafkachain::node=info` at least.
+    #[arg(long, value_name = "FILTER", default_value = ledger::DEFAULT_NODE_LOG)]
+    pub node_log: String,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -168,6 +177,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         accounts_senders: matches!(args.rules, RulesArg::Accounts).then_some(args.senders),
         turn_grace_ms: args.turn_grace_ms,
         warmup_txs: args.warmup_txs,
+        node_log_filter: args.node_log.clone(),
+        keep_logs: args.keep_node_logs.clone(),
     };
     let compare_params = args.compare_grace_ms.map(|ms| LedgerParams {
         turn_grace_ms: ms,

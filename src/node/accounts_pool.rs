@@ -33,9 +33,11 @@ use super::keyfile::{self, KeyFileError};
 use super::pool::Pool;
 use super::verifier::{Job, Verdicts, Verifier};
 use super::NodeConfig;
+use ed25519_dalek::VerifyingKey;
+
 use crate::chain::accounts::{
-    genesis_block, verify_many, AccountsError, AccountsGenesis, Address, ChainId, SignedTransfer,
-    VerifiedTransfer,
+    genesis_block, verify_many, AccountsError, AccountsGenesis, Address, ChainId, LedgerView,
+    SignedTransfer, VerifiedTransfer,
 };
 use crate::chain::{self, ChainState, Origin, Rules, Transaction};
 
@@ -132,6 +134,27 @@ pub struct AccountsPool {
     stuck: Cell<bool>,
     /// The transfers [`AccountsPool::select`] last returned, in order.
     selected: RefCell<Vec<(SignedTransfer, Origin)>>,
+    /// The transfers of the block last vouched for (the one being mined), for
+    /// [`AccountsPool::prevouch`].
+    building: Vec<SignedTransfer>,
+    /// Decompressed sender keys for [`AccountsPool::vouch`] (a cache, bounded by
+    /// [`KEY_CACHE`]; senders seen on the chain use the ledger's).
+    keys: HashMap<Address, VerifyingKey>,
+}
+
+/// Most keys in [`AccountsPool`]'s cache before it is cleared.
+const KEY_CACHE: usize = 100_000;
+
+/// How many of `txs` (a selection, in order) fit in `room` bytes of block with
+/// `separator` bytes between transactions: a block takes that prefix.
+pub fn fitting(txs: &[Transaction], room: usize, separator: usize) -> usize {
+    let mut used = 0;
+    txs.iter()
+        .take_while(|t| {
+            used += t.encoded_len() + separator;
+            used <= room
+        })
+        .count()
 }
 
 impl AccountsPool {
@@ -147,6 +170,8 @@ impl AccountsPool {
             verifier: None,
             stuck: Cell::new(false),
             selected: RefCell::new(Vec::new()),
+            building: Vec::new(),
+            keys: HashMap::new(),
         }
     }
 
@@ -474,10 +499,17 @@ impl AccountsPool {
         let selected = std::mem::take(&mut *self.selected.borrow_mut());
         let selected = &selected[..count.min(selected.len())];
         let transfers: Vec<SignedTransfer> = selected.iter().map(|(t, _)| *t).collect();
-        let bad = match ledger.vouch(&transfers) {
-            Ok(()) => return Ok(()),
+        if self.keys.len() > KEY_CACHE {
+            self.keys.clear();
+        }
+        let bad = match ledger.vouch(&transfers, &mut self.keys) {
+            Ok(()) => {
+                self.building = transfers;
+                return Ok(());
+            }
             Err(bad) => bad,
         };
+        self.building.clear();
         let bad: Vec<(Origin, AccountsError)> = bad
             .into_iter()
             .filter_map(|(i, e)| selected.get(i).map(|(_, o)| (*o, e)))
@@ -495,6 +527,46 @@ impl AccountsPool {
         Err(bad)
     }
 
+    /// Speculation, while the block last vouched for is published and on its way
+    /// back: selects the block that would follow it (the same selection
+    /// [`AccountsPool::select`] will make once it is on the chain, unless something
+    /// changes meanwhile), cut to `room` bytes as the node cuts it, and runs its batch
+    /// check now, so that building the next block finds it vouched for and does not
+    /// wait for the check. Only saves work: a different selection is checked then.
+    pub fn prevouch(
+        &mut self,
+        chain: &ChainState,
+        pool: &Pool,
+        n: usize,
+        room: usize,
+        separator: usize,
+    ) {
+        let Some(ledger) = chain.accounts() else {
+            return;
+        };
+        if self.building.is_empty() {
+            return;
+        }
+        let mut view = ledger.view();
+        for t in &self.building {
+            if view.apply(&t.transfer).is_err() {
+                return;
+            }
+        }
+        let mut next = Vec::new();
+        let txs = self.choose(view, pool, n, &mut next);
+        next.truncate(fitting(&txs, room, separator));
+        if next.is_empty() {
+            return;
+        }
+        if self.keys.len() > KEY_CACHE {
+            self.keys.clear();
+        }
+        let transfers: Vec<SignedTransfer> = next.iter().map(|(t, _)| *t).collect();
+        // A failure is found again, and handled, when the block is built.
+        let _ = ledger.vouch(&transfers, &mut self.keys);
+    }
+
     /// Up to `n` transfers for the next block on the tip, oldest sender first, each
     /// sender's in nonce order, none overdrawing an account.
     pub fn select(&self, chain: &ChainState, pool: &Pool, n: usize) -> Vec<Transaction> {
@@ -504,10 +576,23 @@ impl AccountsPool {
         if self.stuck.get() {
             return Vec::new();
         }
-        let mut view = ledger.view();
-        let mut out = Vec::new();
         let mut selected = self.selected.borrow_mut();
         selected.clear();
+        let out = self.choose(ledger.view(), pool, n, &mut selected);
+        self.stuck.set(out.is_empty());
+        out
+    }
+
+    /// The selection of [`AccountsPool::select`] on top of `view`; `selected` gets
+    /// each transfer with its origin.
+    fn choose(
+        &self,
+        mut view: LedgerView<'_>,
+        pool: &Pool,
+        n: usize,
+        selected: &mut Vec<(SignedTransfer, Origin)>,
+    ) -> Vec<Transaction> {
+        let mut out = Vec::new();
         for (from, nonce, _) in &self.order {
             if out.len() >= n {
                 break;
@@ -537,7 +622,6 @@ impl AccountsPool {
                 next += 1;
             }
         }
-        self.stuck.set(out.is_empty());
         out
     }
 }
@@ -674,6 +758,55 @@ mod tests {
         assert!(pool.is_empty(), "the losing side is dropped");
         assert_eq!(pool.commit_positions(), vec![(0, 1)], "and committed past");
         assert!(ap.select(&s, &pool, 10).is_empty());
+    }
+
+    #[test]
+    fn the_next_block_is_checked_while_ours_travels() {
+        let mut s = chain();
+        let mut pool = Pool::new();
+        let mut ap = AccountsPool::new(CHAIN);
+        for nonce in 0..4 {
+            ap.offer(&s, &mut pool, at(nonce as i64), &signed(1, 2, 10, nonce))
+                .unwrap();
+        }
+        let signed_of = |txs: &[Transaction]| -> Vec<SignedTransfer> {
+            txs.iter()
+                .map(|t| {
+                    let json = t.canonical_json();
+                    let v: serde_json::Value = serde_json::from_str(json).unwrap();
+                    let sig: [u8; 64] = hex::decode(v["sig"].as_str().unwrap())
+                        .unwrap()
+                        .try_into()
+                        .unwrap();
+                    SignedTransfer {
+                        transfer: Transfer {
+                            from: addr(1),
+                            to: addr(2),
+                            amount: 10,
+                            nonce: v["nonce"].as_u64().unwrap(),
+                        },
+                        sig,
+                    }
+                })
+                .collect()
+        };
+        // Blocks of two: ours carries nonces 0 and 1.
+        let ours = ap.select(&s, &pool, 2);
+        ap.vouch(&s, &mut pool, ours.len())
+            .expect("good signatures");
+        let ledger = s.accounts().unwrap();
+        assert!(ledger.is_vouched(&signed_of(&ours)));
+        ap.prevouch(&s, &pool, 2, usize::MAX, 0);
+        // Ours lands: the next block (nonces 2 and 3) was checked before it was built.
+        mine(&mut s, &ours);
+        pool.remove(&[at(0), at(1)]);
+        ap.on_block(&s, &mut pool);
+        let next = ap.select(&s, &pool, 2);
+        assert_eq!(next.len(), 2);
+        assert!(s.accounts().unwrap().is_vouched(&signed_of(&next)));
+        // Vouching it again finds it vouched for; a different block is not.
+        ap.vouch(&s, &mut pool, next.len()).expect("vouched");
+        assert!(!s.accounts().unwrap().is_vouched(&signed_of(&next[..1])));
     }
 
     #[test]

@@ -1004,15 +1004,7 @@ impl Node {
                 // Nonce order per sender: any prefix of the selection is still valid,
                 // so the byte budget cuts it from the end.
                 let mut txs = accounts.select(&self.chain, &self.pool, self.budget.max_txs());
-                let mut used = 0;
-                let keep = txs
-                    .iter()
-                    .take_while(|t| {
-                        used += t.encoded_len() + BLOCK_TX_SEPARATOR_BYTES;
-                        used <= room
-                    })
-                    .count();
-                txs.truncate(keep);
+                txs.truncate(accounts_pool::fitting(&txs, room, BLOCK_TX_SEPARATOR_BYTES));
                 // The block's signature batch, run now: never mine a block that fails.
                 if let Err(bad) = accounts.vouch(&self.chain, &mut self.pool, txs.len()) {
                     for (origin, reason) in bad {
@@ -1164,6 +1156,18 @@ impl Node {
             mined_in,
             txs,
         };
+        if let Some(accounts) = &mut self.accounts {
+            // While the block travels: check the next one's signatures now.
+            let reward = Transaction::reward(&self.id, &self.config.reward);
+            let room = self.budget.tx_bytes(reward.encoded_len());
+            accounts.prevouch(
+                &self.chain,
+                &self.pool,
+                self.budget.max_txs(),
+                room,
+                BLOCK_TX_SEPARATOR_BYTES,
+            );
+        }
     }
 
     fn on_delivery(&mut self, delivery: Delivery) {

@@ -221,17 +221,28 @@ impl Ledger {
     /// (the verdict would be the same). If it fails, the indexes of the transfers that
     /// fail alone (`verify_strict`), with the reason: such a block would be rejected by
     /// every node, so the miner drops them instead of mining it.
-    pub fn vouch(&self, transfers: &[SignedTransfer]) -> Result<(), Vec<(usize, AccountsError)>> {
+    ///
+    /// A batch already vouched for (the same transfers selected again, after a held
+    /// block was dropped or a speculative check) passes without being run again.
+    /// `keys` is the caller's cache of decompressed sender keys (a key is a function
+    /// of its address, so a cache gives exactly the key decompression would); keys of
+    /// senders seen on the chain come from the ledger's own cache.
+    pub fn vouch(
+        &self,
+        transfers: &[SignedTransfer],
+        keys_cache: &mut HashMap<Address, VerifyingKey>,
+    ) -> Result<(), Vec<(usize, AccountsError)>> {
         let mut keys = Vec::with_capacity(transfers.len());
         let mut bad = Vec::new();
         for (i, t) in transfers.iter().enumerate() {
             let from = t.transfer.from;
-            match self
-                .keys
-                .get(&from)
-                .copied()
-                .map_or_else(|| from.key("sender"), Ok)
-            {
+            let key = match self.keys.get(&from).or_else(|| keys_cache.get(&from)) {
+                Some(k) => Ok(*k),
+                None => from.key("sender").inspect(|k| {
+                    keys_cache.insert(from, *k);
+                }),
+            };
+            match key {
                 Ok(k) => keys.push(k),
                 Err(e) => bad.push((i, e)),
             }
@@ -243,24 +254,28 @@ impl Ledger {
             .iter()
             .map(|t| t.transfer.signing_bytes(&self.chain_id))
             .collect();
+        let Some(first) = transfers.first() else {
+            return Ok(());
+        };
+        let batch = VouchedBatch {
+            len: transfers.len(),
+            first_sig: first.sig,
+            digest: batch_digest(messages.iter().zip(transfers.iter().map(|t| &t.sig))),
+        };
+        if self.vouched.lock().contains(&batch) {
+            return Ok(());
+        }
         let sigs: Vec<Signature> = transfers
             .iter()
             .map(|t| Signature::from_bytes(&t.sig))
             .collect();
         let refs: Vec<&[u8]> = messages.iter().map(|m| &m[..]).collect();
         if ed25519_dalek::verify_batch(&refs, &sigs, &keys).is_ok() {
-            if let Some(first) = transfers.first() {
-                let digest = batch_digest(messages.iter().zip(transfers.iter().map(|t| &t.sig)));
-                let mut vouched = self.vouched.lock();
-                if vouched.len() >= VOUCHED {
-                    vouched.pop_front();
-                }
-                vouched.push_back(VouchedBatch {
-                    len: transfers.len(),
-                    first_sig: first.sig,
-                    digest,
-                });
+            let mut vouched = self.vouched.lock();
+            if vouched.len() >= VOUCHED {
+                vouched.pop_front();
             }
+            vouched.push_back(batch);
             return Ok(());
         }
         for (i, (t, k)) in transfers.iter().zip(&keys).enumerate() {
@@ -278,6 +293,29 @@ impl Ledger {
         Err(bad)
     }
 
+    /// Whether a block carrying exactly `transfers` (in this order) is vouched for:
+    /// its batch check passed on this node, so [`Ledger::vouch`] and the block's
+    /// validation skip it.
+    pub fn is_vouched(&self, transfers: &[SignedTransfer]) -> bool {
+        let Some(first) = transfers.first() else {
+            return false;
+        };
+        let messages = transfers
+            .iter()
+            .map(|t| t.transfer.signing_bytes(&self.chain_id));
+        let batch = VouchedBatch {
+            len: transfers.len(),
+            first_sig: first.sig,
+            digest: batch_digest(
+                messages
+                    .collect::<Vec<_>>()
+                    .iter()
+                    .zip(transfers.iter().map(|t| &t.sig)),
+            ),
+        };
+        self.vouched.lock().contains(&batch)
+    }
+
     /// Verifies every transfer signature of the block in one batch. Returns the keys
     /// decompressed on the way (cached once the block is accepted).
     fn verify_signatures(
@@ -288,17 +326,19 @@ impl Ledger {
         let mut sigs = Vec::with_capacity(block.len());
         let mut keys = Vec::with_capacity(block.len());
         let mut indexes = Vec::with_capacity(block.len());
-        let mut new_keys = Vec::new();
+        // Keys of senders new to the ledger, each decompressed once per block (a block
+        // holds many transfers of one sender).
+        let mut new_keys: HashMap<Address, VerifyingKey> = HashMap::new();
         for (i, tx) in block.iter().enumerate() {
             let BlockTx::Transfer(t) = tx else { continue };
             let from = t.transfer.from;
-            let key = match self.keys.get(&from) {
+            let key = match self.keys.get(&from).or_else(|| new_keys.get(&from)) {
                 Some(k) => *k,
                 None => {
                     let k = from
                         .key("sender")
                         .map_err(|reason| RuleError::Transfer { index: i, reason })?;
-                    new_keys.push((from, k));
+                    new_keys.insert(from, k);
                     k
                 }
             };
@@ -307,6 +347,7 @@ impl Ledger {
             keys.push(key);
             indexes.push(i);
         }
+        let new_keys: Vec<(Address, VerifyingKey)> = new_keys.into_iter().collect();
         if messages.is_empty() {
             return Ok(new_keys);
         }

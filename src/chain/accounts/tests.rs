@@ -323,14 +323,16 @@ fn vouching_names_bad_signatures_and_never_covers_altered_transfers() {
     forged.sig[5] ^= 1;
     let ledger = s.accounts().unwrap();
     let bad = ledger
-        .vouch(&[good[0], forged, good[1]])
+        .vouch(&[good[0], forged, good[1]], &mut Default::default())
         .expect_err("a bad signature fails the batch");
     assert_eq!(bad.len(), 1);
     assert_eq!(bad[0].0, 1);
     assert!(matches!(bad[0].1, AccountsError::BadSignature { .. }));
     // Vouched for: the block applies. A block with the same transfers but one
     // signature altered has other inputs, so it is checked, and refused.
-    ledger.vouch(&good).expect("good transfers pass");
+    ledger
+        .vouch(&good, &mut Default::default())
+        .expect("good transfers pass");
     let mut altered = good;
     altered[1].sig[7] ^= 1;
     let (index, reason) = at(refused(&mut s, &[tx(&altered[0]), tx(&altered[1])]));
