@@ -1,7 +1,9 @@
 //! Chain-record replay: a rule-set selector byte, then records separated by 0xFF,
 //! applied to a `ChainState` that starts empty (selector 0) or on a valid seed (1),
 //! v2 (2) or accounts (3) chain. Seeds are the fixtures and real blocks, so most
-//! inputs are mutated blocks.
+//! inputs are mutated blocks. Each prefix is applied once per process and every input
+//! replays on a clone of that state (`ChainState: Clone`), so an execution costs only
+//! the input's own records.
 //!
 //! For every record: no panic; a discarded record leaves height and tip unchanged;
 //! an appended one raises the height by one and becomes the tip, and applying it
@@ -16,9 +18,18 @@ use kafkachain_fuzz::{framed, RECORD_SEPARATOR};
 use libfuzzer_sys::fuzz_target;
 
 static CHAINS: OnceLock<[Chain; 3]> = OnceLock::new();
+/// Each chain's prefix, applied once per process; every input replays on a clone.
+static PREPARED: OnceLock<[ChainState; 3]> = OnceLock::new();
 
 fn chains() -> &'static [Chain; 3] {
     CHAINS.get_or_init(|| [chains::seed(), chains::v2(), chains::accounts()])
+}
+
+fn prepared() -> &'static [ChainState; 3] {
+    PREPARED.get_or_init(|| {
+        let [a, b, c] = chains();
+        [a.state(), b.state(), c.state()]
+    })
 }
 
 fn check(state: &mut ChainState, record: &[u8]) {
@@ -59,6 +70,7 @@ fn check(state: &mut ChainState, record: &[u8]) {
 fuzz_target!(
     init: {
         let c = chains();
+        prepared();
         let mut seeds = Vec::new();
         for (_, text) in kafkachain_fuzz::CHAIN_FIXTURES {
             let records: Vec<Vec<u8>> = kafkachain_fuzz::fixture_lines(text).collect();
@@ -81,7 +93,7 @@ fuzz_target!(
         let Some((&selector, rest)) = data.split_first() else { return };
         let mut state = match selector % 4 {
             0 => ChainState::new(),
-            n => chains()[n as usize - 1].state(),
+            n => prepared()[n as usize - 1].clone(),
         };
         for record in rest.split(|&b| b == RECORD_SEPARATOR) {
             check(&mut state, record);
