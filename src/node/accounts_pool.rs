@@ -20,7 +20,9 @@
 //!    balance) is left pending.
 //! 5. Before mining, the block's transfers get the block's own batch signature check
 //!    ([`AccountsPool::vouch`]): a block that check would fail is never mined, and our
-//!    block is not checked a second time when it comes back.
+//!    block is not checked a second time when it comes back. The check may run ahead
+//!    of building ([`AccountsPool::prevouch`], while our last block travels), but a
+//!    block is only mined when exactly its batch (the digest of every input) passed.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, VecDeque};
