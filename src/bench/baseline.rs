@@ -18,9 +18,12 @@ pub struct BaselineReport {
 
 /// Produces `count` transaction messages over `partitions` partitions while a bare
 /// consumer reads them; the clock runs from the first send to the last message read.
+/// `warmup` messages go through first, off the clock, as the ledger runs' warm-up does
+/// (connections, metadata, the idempotent producer's id, the first fetch).
 pub fn run(
     kafka: &KafkaConfig,
     count: u64,
+    warmup: u64,
     partitions: i32,
     payload: &[u8],
 ) -> anyhow::Result<BaselineReport> {
@@ -44,27 +47,40 @@ pub fn run(
     consumer.assign(&list)?;
     let publisher = Publisher::new(kafka, &names.transactions, Profile::Transactions, None)?;
 
-    let started = Instant::now();
+    let (warm_tx, warm_rx) = std::sync::mpsc::channel();
     let reader = std::thread::spawn(move || -> anyhow::Result<Instant> {
         let mut read = 0u64;
         let mut last = Instant::now();
-        while read < count {
+        if warmup == 0 {
+            let _ = warm_tx.send(());
+        }
+        while read < warmup + count {
             match consumer.poll(Duration::from_millis(500)) {
                 Some(Ok(_)) => {
                     read += 1;
                     last = Instant::now();
+                    if read == warmup {
+                        let _ = warm_tx.send(());
+                    }
                 }
                 Some(Err(err)) => anyhow::bail!("baseline consumer: {err}"),
                 None if last.elapsed() > Duration::from_secs(60) => {
-                    anyhow::bail!("baseline consumer stalled at {read} of {count}")
+                    anyhow::bail!("baseline consumer stalled at {read} of {}", warmup + count)
                 }
                 None => {}
             }
         }
         Ok(last)
     });
-    for i in 0..count {
+    for i in 0..warmup {
         publisher.send(i, None, payload)?;
+    }
+    publisher.flush(Duration::from_secs(120))?;
+    // The clock starts once the warm-up is read (the reader ends early on an error).
+    let _ = warm_rx.recv();
+    let started = Instant::now();
+    for i in 0..count {
+        publisher.send(warmup + i, None, payload)?;
     }
     publisher.flush(Duration::from_secs(120))?;
     let finished = reader

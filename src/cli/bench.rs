@@ -76,7 +76,8 @@ pub struct BenchArgs {
     pub compare_grace_ms: Option<u64>,
     /// Transactions sent and put on the chain before each ledger run's clock starts
     /// (not counted in its rate, latency, blocks or races): the nodes' consumers have
-    /// fetched, every node has won a block and knows the others. 0 = no warm-up.
+    /// fetched, every node has won a block and knows the others. The baseline sends and
+    /// reads as many first, off its clock too. 0 = no warm-up.
     #[arg(long, default_value_t = 2000)]
     pub warmup_txs: u64,
     /// Copy every ledger phase's node logs into this directory (named after the
@@ -206,7 +207,13 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     };
     if !args.skip_throughput {
         eprintln!("bench: baseline ({} messages, bare rdkafka) ...", args.txs);
-        let base = baseline::run(&kafka, args.txs, args.nodes as i32, &payload)?;
+        let base = baseline::run(
+            &kafka,
+            args.txs,
+            args.warmup_txs,
+            args.nodes as i32,
+            &payload,
+        )?;
         eprintln!(
             "bench: ledger ({} transactions, {} nodes) ...",
             args.txs, args.nodes
