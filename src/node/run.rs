@@ -333,7 +333,10 @@ impl Node {
             let bytes = Arc::clone(&chain_bytes);
             std::thread::Builder::new()
                 .name("chain-reader".into())
-                .spawn(move || read_chain(log, chain_tx, bytes, stop))
+                .spawn({
+                    let reopen = (config.kafka.clone(), config.topics.chain.clone());
+                    move || read_chain(log, reopen, chain_tx, bytes, stop)
+                })
                 .map_err(|source| NodeError::Thread {
                     what: "chain reader",
                     source,
@@ -1261,8 +1264,18 @@ fn batch_bytes(batch: &[ChainRecord]) -> usize {
 /// channel by [`CHAIN_BUFFER_BYTES`] (see the module docs). Transient errors are
 /// reported and retried with backoff; fatal ones (truncated or recreated topic, more
 /// than one partition) are reported and end the thread.
+/// Reads the chain topic into `out`, in order, from the start of `log`.
+///
+/// A consumer that has failed for [`REOPEN_AFTER`] on end (every poll an error, no
+/// record) is replaced by a new one at the next offset: after a restart of a one-node
+/// Apache Kafka, a chain reader's consumer was seen reporting `AllBrokersDown` every
+/// 2 s for the rest of a 300 s run while the same process's producer had reconnected
+/// (`broker_faults::broker_restart_mid_stream_loses_nothing`, in some runs). The new
+/// consumer starts where the old one stopped delivering, so nothing is skipped or read
+/// twice.
 fn read_chain(
-    log: ChainLog,
+    mut log: ChainLog,
+    (kafka, topic): (KafkaConfig, String),
     out: Sender<ChainBatch>,
     bytes: Arc<ByteBudget>,
     stop: Arc<AtomicBool>,
@@ -1271,6 +1284,9 @@ fn read_chain(
     // one; the check bounds how long a node mines on after it appeared (the loop
     // applies the reader's fatal error before publishing any block it mined).
     const PARTITION_CHECK: Duration = Duration::from_secs(10);
+    const REOPEN_AFTER: Duration = Duration::from_secs(30);
+    let mut next_offset = 0i64;
+    let mut failing_since: Option<Instant> = None;
     let mut errors = 0u32;
     let mut last_check = Instant::now();
     let send = |item: ChainBatch| -> bool {
@@ -1306,6 +1322,9 @@ fn read_chain(
             &mut batch,
         );
         // Records polled before an error are delivered all the same: never skip one.
+        if let Some(last) = batch.last() {
+            next_offset = last.offset + 1;
+        }
         if !batch.is_empty() {
             let size = batch_bytes(&batch);
             while !bytes.try_take(size) {
@@ -1319,13 +1338,38 @@ fn read_chain(
             }
         }
         match result {
-            Ok(_) => errors = 0,
+            Ok(_) => {
+                errors = 0;
+                failing_since = None;
+            }
             Err(err) if err.is_fatal() => {
                 send(Err(err));
                 return;
             }
             Err(err) => {
                 errors += 1;
+                let since = *failing_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= REOPEN_AFTER {
+                    match ChainLog::open(&kafka, &topic, next_offset) {
+                        Ok(fresh) => {
+                            warn!(
+                                offset = next_offset,
+                                failing_s = since.elapsed().as_secs(),
+                                "chain reader: the consumer kept failing; replaced it with a new one at the next offset"
+                            );
+                            // Dropping a consumer closes it, which waits on the
+                            // broker: let that happen off this thread.
+                            let old = std::mem::replace(&mut log, fresh);
+                            let _ = std::thread::Builder::new()
+                                .name("chain-reader-close".into())
+                                .spawn(move || drop(old));
+                        }
+                        Err(err) => {
+                            warn!(error = %err, "chain reader: could not open a new consumer; retrying")
+                        }
+                    }
+                    failing_since = None;
+                }
                 let report = errors == 1 || errors.is_multiple_of(20);
                 if report && !send(Err(err)) {
                     return;
