@@ -23,7 +23,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use kafkachain::chain::{ChainState, Origin};
-use kafkachain::transport::chain_log::read_to_end;
 use kafkachain::transport::publish::{Profile, Publisher};
 use kafkachain::transport::{topics, KafkaConfig, TopicNames, TransportError};
 use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
@@ -175,24 +174,7 @@ fn chain_leader(ledger: &Ledger) -> u32 {
 /// Replays the chain topic once (as `Ledger::replay`, but returning the error, which
 /// is expected while brokers come and go).
 fn try_replay(ledger: &Ledger) -> Result<ChainView, TransportError> {
-    let mut chain = ChainState::new();
-    let mut view = ChainView::default();
-    read_to_end(
-        &ledger.kafka(),
-        &ledger.topics.chain,
-        0,
-        Duration::from_secs(30),
-        |record| match chain.apply(&record.payload) {
-            Ok(block) => view.origins.extend(&block.origins),
-            Err(d) if d.is_stale() => view.stale += 1,
-            Err(d) => view
-                .invalid
-                .push(format!("offset {}: {}", record.offset, d.reason)),
-        },
-    )?;
-    view.height = chain.height();
-    view.tip = chain.tip().map(|t| t.hash.to_string()).unwrap_or_default();
-    Ok(view)
+    cluster::replay_topic(&ledger.kafka(), &ledger.topics.chain).map(|(_, view)| view)
 }
 
 /// [`try_replay`] until it succeeds (a minute at most).

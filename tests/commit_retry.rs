@@ -28,8 +28,7 @@ mod support;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use kafkachain::chain::{ChainState, Origin};
-use kafkachain::transport::chain_log::read_to_end;
+use kafkachain::chain::Origin;
 use kafkachain::transport::intake::group_committed;
 use kafkachain::transport::{topics, TopicNames};
 use support::secure::{self, report, text, SecureBroker};
@@ -130,24 +129,9 @@ fn connect(broker: &SecureBroker, names: &TopicNames) -> Vec<String> {
 
 /// The chain as a fresh replay (as the admin) sees it.
 fn replay(broker: &SecureBroker, chain_topic: &str) -> cluster::ChainView {
-    let mut chain = ChainState::new();
-    let mut view = cluster::ChainView::default();
-    read_to_end(
-        &broker.kafka("admin"),
-        chain_topic,
-        0,
-        Duration::from_secs(30),
-        |record| match chain.apply(&record.payload) {
-            Ok(block) => view.origins.extend(&block.origins),
-            Err(d) if d.is_stale() => view.stale += 1,
-            Err(d) => view
-                .invalid
-                .push(format!("offset {}: {}", record.offset, d.reason)),
-        },
-    )
-    .expect("reading the chain topic");
-    view.height = chain.height();
-    view
+    cluster::replay_topic(&broker.kafka("admin"), chain_topic)
+        .expect("reading the chain topic")
+        .1
 }
 
 /// The group's committed offset of partition 0 and the partition's end offset.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use kafkachain::chain::{ChainState, Origin, RuleError};
 use kafkachain::transport::chain_log::read_to_end;
 use kafkachain::transport::publish::{Profile, Publisher};
-use kafkachain::transport::{topics, KafkaConfig, TopicNames};
+use kafkachain::transport::{topics, KafkaConfig, TopicNames, TransportError};
 
 use crate::support;
 
@@ -384,49 +384,7 @@ impl Ledger {
 
     /// Replays the chain topic as a node would.
     pub fn replay(&self) -> (ChainState, ChainView) {
-        let mut chain = ChainState::new();
-        let mut view = ChainView::default();
-        read_to_end(
-            &self.kafka(),
-            &self.topics.chain,
-            0,
-            Duration::from_secs(30),
-            |record| {
-                view.records = view.records.max(record.offset + 1);
-                match chain.apply(&record.payload) {
-                    Ok(block) => {
-                        view.origins.extend(&block.origins);
-                        view.user_txs +=
-                            (block.tx_count - usize::from(block.miner.is_some())) as u64;
-                        if let Some(m) = block.miner {
-                            *view.blocks_by_miner.entry(m).or_default() += 1;
-                        }
-                    }
-                    Err(d) if d.is_stale() => {
-                        view.stale += 1;
-                        view.stale_offsets.push(record.offset);
-                    }
-                    Err(d) => {
-                        let origins = record_origins(&record.payload);
-                        view.invalid.push(format!(
-                            "offset {}: {} (carrying {})",
-                            record.offset,
-                            d.reason,
-                            fmt_origins(&origins)
-                        ));
-                        view.rejected.push(Rejected {
-                            offset: record.offset,
-                            reason: d.reason,
-                            origins,
-                        });
-                    }
-                }
-            },
-        )
-        .expect("reading the chain topic");
-        view.height = chain.height();
-        view.tip = chain.tip().map(|t| t.hash.to_string()).unwrap_or_default();
-        (chain, view)
+        replay_topic(&self.kafka(), &self.topics.chain).expect("reading the chain topic")
     }
 
     /// Waits until `n` submitted transactions are on the chain. On timeout the panic
@@ -514,6 +472,49 @@ impl Ledger {
         assert_tips(&stopped, &view);
         view
     }
+}
+
+/// Replays chain topic `topic` as a node would; the error is returned, since it is
+/// expected while brokers come and go.
+pub fn replay_topic(
+    kafka: &KafkaConfig,
+    topic: &str,
+) -> Result<(ChainState, ChainView), TransportError> {
+    let mut chain = ChainState::new();
+    let mut view = ChainView::default();
+    read_to_end(kafka, topic, 0, Duration::from_secs(30), |record| {
+        view.records = view.records.max(record.offset + 1);
+        match chain.apply(&record.payload) {
+            Ok(block) => {
+                view.origins.extend(&block.origins);
+                view.user_txs += (block.tx_count - usize::from(block.miner.is_some())) as u64;
+                if let Some(m) = block.miner {
+                    *view.blocks_by_miner.entry(m).or_default() += 1;
+                }
+            }
+            Err(d) if d.is_stale() => {
+                view.stale += 1;
+                view.stale_offsets.push(record.offset);
+            }
+            Err(d) => {
+                let origins = record_origins(&record.payload);
+                view.invalid.push(format!(
+                    "offset {}: {} (carrying {})",
+                    record.offset,
+                    d.reason,
+                    fmt_origins(&origins)
+                ));
+                view.rejected.push(Rejected {
+                    offset: record.offset,
+                    reason: d.reason,
+                    origins,
+                });
+            }
+        }
+    })?;
+    view.height = chain.height();
+    view.tip = chain.tip().map(|t| t.hash.to_string()).unwrap_or_default();
+    Ok((chain, view))
 }
 
 /// Each (stopped) node reported `view`'s tip, which is a real block: take `view` from a
