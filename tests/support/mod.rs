@@ -453,6 +453,26 @@ pub fn python() -> PathBuf {
     path
 }
 
+/// `scripts/broker ARGS --data-dir DIR` as the tests run it: with the test's Python, a
+/// generous start-up timeout (a JVM starting on a busy 2-core machine is slow; waiting
+/// beats retrying) and none of the caller's broker variables leaking in.
+pub fn broker_script(args: &[&str], data_dir: &Path) -> Command {
+    let mut command = Command::new(repo_root().join("scripts/broker"));
+    command
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("KAFKACHAIN_PYTHON", python())
+        .env(
+            "KAFKACHAIN_BROKER_TIMEOUT",
+            std::env::var("KAFKACHAIN_BROKER_TIMEOUT").unwrap_or_else(|_| "300".into()),
+        )
+        .env_remove("KAFKACHAIN_ENGINE")
+        .env_remove("KAFKACHAIN_BROKER_OWNER_PID")
+        .stdin(Stdio::null());
+    command
+}
+
 /// The broker implementation under test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Engine {
@@ -582,22 +602,9 @@ impl ScriptBroker {
 
     /// Runs `scripts/broker ARGS --data-dir DIR`; its stdout, or an error with stderr.
     fn script(data_dir: &Path, args: &[&str]) -> Result<String, String> {
-        let script = repo_root().join("scripts/broker");
-        let out = Command::new(&script)
-            .args(args)
-            .arg("--data-dir")
-            .arg(data_dir)
-            .env("KAFKACHAIN_PYTHON", python())
-            // A JVM starting on a busy 2-core machine is slow; waiting beats retrying.
-            .env(
-                "KAFKACHAIN_BROKER_TIMEOUT",
-                std::env::var("KAFKACHAIN_BROKER_TIMEOUT").unwrap_or_else(|_| "300".into()),
-            )
-            .env_remove("KAFKACHAIN_ENGINE")
-            .env_remove("KAFKACHAIN_BROKER_OWNER_PID")
-            .stdin(Stdio::null())
+        let out = broker_script(args, data_dir)
             .output()
-            .map_err(|e| format!("running {}: {e}", script.display()))?;
+            .map_err(|e| format!("running scripts/broker: {e}"))?;
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         if out.status.success() {
             Ok(stdout)

@@ -4,7 +4,7 @@
 //! and `tests/commit_retry.rs`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use kafkachain::transport::KafkaConfig;
 
@@ -28,23 +28,23 @@ pub fn start_secure_broker() -> Result<SecureBroker, String> {
         ));
         std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
         let port = free_port_pair()?;
-        let out = Command::new(super::repo_root().join("scripts/broker"))
-            .args(["start", "--engine", "kafka", "--secure", "--port"])
-            .arg(port.to_string())
-            .arg("--data-dir")
-            .arg(&dir)
-            .arg("--owner-pid")
-            .arg(std::process::id().to_string())
-            .env("KAFKACHAIN_PYTHON", super::python())
-            .env(
-                "KAFKACHAIN_BROKER_TIMEOUT",
-                std::env::var("KAFKACHAIN_BROKER_TIMEOUT").unwrap_or_else(|_| "300".into()),
-            )
-            .env_remove("KAFKACHAIN_ENGINE")
-            .env_remove("KAFKACHAIN_BROKER_OWNER_PID")
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("running scripts/broker: {e}"))?;
+        let port = port.to_string();
+        let pid = std::process::id().to_string();
+        let out = super::broker_script(
+            &[
+                "start",
+                "--engine",
+                "kafka",
+                "--secure",
+                "--port",
+                &port,
+                "--owner-pid",
+                &pid,
+            ],
+            &dir,
+        )
+        .output()
+        .map_err(|e| format!("running scripts/broker: {e}"))?;
         let stdout = text(&out.stdout);
         if out.status.success() {
             let addr = stdout.lines().last().unwrap_or_default().trim().to_string();
@@ -55,11 +55,7 @@ pub fn start_secure_broker() -> Result<SecureBroker, String> {
             out.status,
             text(&out.stderr)
         );
-        let _ = Command::new(super::repo_root().join("scripts/broker"))
-            .arg("stop")
-            .arg("--data-dir")
-            .arg(&dir)
-            .output();
+        let _ = super::broker_script(&["stop"], &dir).output();
     }
     Err(last_err)
 }
