@@ -67,18 +67,6 @@ fn ledger(broker: &SecureBroker, name: &str) -> TopicNames {
     names
 }
 
-/// Connection flags for a command against `names` on the secured broker.
-fn connect(broker: &SecureBroker, names: &TopicNames) -> Vec<String> {
-    vec![
-        "--brokers".into(),
-        broker.addr.clone(),
-        "--tx-topic".into(),
-        names.transactions.clone(),
-        "--chain-topic".into(),
-        names.chain.clone(),
-    ]
-}
-
 /// Runs `kafkachain COMMAND <connect flags> <user's -X> EXTRA` (user "" = no
 /// credentials) and waits at most `limit`.
 fn kafkachain(
@@ -90,7 +78,7 @@ fn kafkachain(
     limit: Duration,
 ) -> Output {
     let mut args: Vec<String> = command.iter().map(|s| s.to_string()).collect();
-    args.extend(connect(broker, names));
+    args.extend(broker.connect(names));
     if !user.is_empty() {
         args.extend(broker.x_args(user));
     }
@@ -147,7 +135,7 @@ impl Node {
         let mut command = Command::new(env!("CARGO_BIN_EXE_kafkachain"));
         command
             .arg("node")
-            .args(connect(broker, names))
+            .args(broker.connect(names))
             .args(broker.x_args(user))
             .args(["--id", user, "--group", group, "--threads", "1"])
             .args(["--difficulty", "8", "--block-size", "5"])
@@ -368,7 +356,7 @@ fn miners_clients_and_readers_work_with_credentials_through_x() {
     let serve_log = dir.path().join("serve.log");
     let mut serve = Command::new(env!("CARGO_BIN_EXE_kafkachain"))
         .arg("serve")
-        .args(connect(broker, &names))
+        .args(broker.connect(&names))
         .args(broker.x_args("reader"))
         .args(["--listen", "127.0.0.1:0", "--index"])
         .arg(dir.path().join("index.sqlite"))
@@ -435,7 +423,7 @@ fn a_client_without_credentials_is_refused() {
     }
     let command = |name: &str, x: &[String], extra: &[String]| -> Vec<String> {
         let mut args = vec![name.to_string()];
-        args.extend(connect(broker, &names));
+        args.extend(broker.connect(&names));
         args.extend(x.iter().cloned());
         args.extend(extra.iter().cloned());
         args

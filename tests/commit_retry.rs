@@ -88,7 +88,7 @@ fn group_acl(broker: &SecureBroker, action: &str) -> usize {
 /// <user's -X> EXTRA`, which must succeed within two minutes.
 fn kafkachain(broker: &SecureBroker, user: &str, names: &TopicNames, command: &[&str]) {
     let mut args: Vec<String> = command.iter().map(|s| s.to_string()).collect();
-    args.extend(connect(broker, names));
+    args.extend(broker.connect(names));
     args.extend(broker.x_args(user));
     let mut child = Command::new(env!("CARGO_BIN_EXE_kafkachain"))
         .args(&args)
@@ -112,19 +112,6 @@ fn kafkachain(broker: &SecureBroker, user: &str, names: &TopicNames, command: &[
         args.join(" "),
         report(&out)
     );
-}
-
-fn connect(broker: &SecureBroker, names: &TopicNames) -> Vec<String> {
-    vec![
-        "--brokers".into(),
-        broker.addr.clone(),
-        "--tx-topic".into(),
-        names.transactions.clone(),
-        "--chain-topic".into(),
-        names.chain.clone(),
-        "--tx-partitions".into(),
-        names.tx_partitions.to_string(),
-    ]
 }
 
 /// The chain as a fresh replay (as the admin) sees it.

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use kafkachain::transport::KafkaConfig;
+use kafkachain::transport::{KafkaConfig, TopicNames};
 
 /// A secured broker started by [`SecureBroker::start`].
 pub struct SecureBroker {
@@ -99,6 +99,21 @@ fn free_port_pair() -> Result<u16, String> {
 }
 
 impl SecureBroker {
+    /// The connection flags of a `kafkachain` command against `names` on this broker
+    /// (credentials come separately, as `-X` settings of a user).
+    pub fn connect(&self, names: &TopicNames) -> Vec<String> {
+        vec![
+            "--brokers".into(),
+            self.addr.clone(),
+            "--tx-topic".into(),
+            names.transactions.clone(),
+            "--chain-topic".into(),
+            names.chain.clone(),
+            "--tx-partitions".into(),
+            names.tx_partitions.to_string(),
+        ]
+    }
+
     /// `user`'s settings file as the script wrote it (`D/secure/USER.conf`).
     pub fn conf(&self, user: &str) -> PathBuf {
         self.dir.join(format!("secure/{user}.conf"))
