@@ -146,15 +146,7 @@ impl Node {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(file);
-        // If this test process dies, its nodes die with it.
-        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
-        unsafe {
-            use std::os::unix::process::CommandExt;
-            command.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
+        support::set_parent_death_signal(&mut command);
         let node = Node {
             child: command.spawn().expect("starting kafkachain node"),
             log,

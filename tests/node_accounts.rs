@@ -16,7 +16,6 @@ use ed25519_dalek::SigningKey;
 use kafkachain::chain::accounts::{Address, ChainId, SignedTransfer, Transfer};
 use kafkachain::chain::{BlockTemplate, ChainState, Miner, Origin, Transaction};
 use kafkachain::node::keyfile;
-use kafkachain::transport::publish::{Profile, Publisher};
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_kafkachain"))
@@ -71,22 +70,11 @@ fn accounts_flags(
 
 /// Publishes records to one partition, in order; returns their offsets.
 fn publish(ledger: &Ledger, partition: i32, records: &[Vec<u8>]) -> Vec<i64> {
-    let (tx, rx) = crossbeam_channel::unbounded();
-    let publisher = Publisher::new(
-        &ledger.kafka(),
-        &ledger.topics.transactions,
-        Profile::Transactions,
-        Some(tx),
-    )
-    .expect("producer");
-    let mut offsets = Vec::new();
-    for (i, r) in records.iter().enumerate() {
-        publisher.send(i as u64, Some(partition), r).expect("send");
-        publisher.flush(Duration::from_secs(30)).expect("flush");
-        let d = rx.recv_timeout(Duration::from_secs(30)).expect("delivery");
-        offsets.push(d.result.expect("acknowledged").1);
-    }
-    offsets
+    ledger
+        .send_payloads(Some(partition), records)
+        .into_iter()
+        .map(|o| o.offset)
+        .collect()
 }
 
 fn chain_id(ledger: &Ledger) -> ChainId {

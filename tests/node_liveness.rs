@@ -11,38 +11,9 @@ use std::time::{Duration, Instant};
 
 use cluster::{node_flags, Ledger};
 use kafkachain::chain::Origin;
-use kafkachain::transport::publish::{Profile, Publisher};
 use kafkachain::transport::{topics, TopicNames};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
-
-/// Publishes raw transaction records to `partition`; returns their origins in order.
-fn send_raw(ledger: &Ledger, partition: i32, payloads: &[Vec<u8>]) -> Vec<Origin> {
-    let (tx, rx) = crossbeam_channel::unbounded();
-    let publisher = Publisher::new(
-        &ledger.kafka(),
-        &ledger.topics.transactions,
-        Profile::Transactions,
-        Some(tx),
-    )
-    .expect("producer");
-    for (i, payload) in payloads.iter().enumerate() {
-        publisher
-            .send(i as u64, Some(partition), payload)
-            .expect("send");
-    }
-    publisher.flush(Duration::from_secs(120)).expect("flush");
-    let mut origins: Vec<Origin> = rx
-        .try_iter()
-        .map(|d| {
-            let (partition, offset) = d.result.expect("transaction acknowledged");
-            Origin { partition, offset }
-        })
-        .collect();
-    assert_eq!(origins.len(), payloads.len(), "every send acknowledged");
-    origins.sort();
-    origins
-}
 
 /// The offsets the nodes' consumer group committed for `partitions` of the
 /// transactions topic.
@@ -113,7 +84,7 @@ fn sigterm_with_a_full_pool_stops_within_seconds() {
     let ledger = Ledger::new("full-pool-stop", 1);
     let mut node = ledger.node("slowpoke", &node_flags(Some(0), 3, 20));
     let payloads: Vec<Vec<u8>> = (0..80_000).map(small_tx).collect();
-    send_raw(&ledger, 0, &payloads);
+    ledger.send_payloads(Some(0), &payloads);
     wait_on_chain(&ledger, &node, 3, Duration::from_secs(180));
     // Let the node read everything it will take in.
     std::thread::sleep(Duration::from_secs(5));
@@ -160,7 +131,7 @@ fn big_transactions_are_cut_into_blocks_that_fit() {
         .collect();
     assert!(payloads[0].len() < kafkachain::chain::MAX_TX_BYTES);
     // All waiting before the node starts: the count limit alone would take all 1,000.
-    let origins = send_raw(&ledger, 0, &payloads);
+    let origins = ledger.send_payloads(Some(0), &payloads);
     let mut node = ledger.node(
         "bigblocks",
         &[
@@ -234,7 +205,7 @@ fn a_transaction_too_large_for_any_block_is_skipped_and_committed_past() {
     let mut payloads: Vec<Vec<u8>> = (0..20).map(small_tx).collect();
     payloads.push(huge.into_bytes());
     payloads.extend((20..40).map(small_tx));
-    let origins = send_raw(&ledger, 0, &payloads);
+    let origins = ledger.send_payloads(Some(0), &payloads);
     let huge_origin = origins[20];
     let expected: Vec<Origin> = origins
         .iter()
@@ -331,8 +302,8 @@ fn a_rebalance_completes_while_the_pool_is_full() {
         a.log().contains("partitions assigned").then_some(())
     });
     let payloads: Vec<Vec<u8>> = (0..40_000).map(small_tx).collect();
-    send_raw(&ledger, 0, &payloads);
-    send_raw(&ledger, 1, &payloads);
+    ledger.send_payloads(Some(0), &payloads);
+    ledger.send_payloads(Some(1), &payloads);
     wait_on_chain(&ledger, &a, 3, Duration::from_secs(180));
     std::thread::sleep(Duration::from_secs(5));
 

@@ -41,14 +41,7 @@ impl Browser {
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
-        unsafe {
-            use std::os::unix::process::CommandExt;
-            command.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
+        support::set_parent_death_signal(&mut command);
         let driver = command.spawn().expect("starting chromedriver");
         let addr = format!("127.0.0.1:{port}");
         support::wait_until(Duration::from_secs(30), "chromedriver to start", || {

@@ -317,15 +317,7 @@ impl Ledger {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
-        // If this test process dies, its nodes die with it (no orphans on Ctrl-C).
-        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
-        unsafe {
-            use std::os::unix::process::CommandExt;
-            command.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
+        support::set_parent_death_signal(&mut command);
         let child = command.spawn().expect("starting kafkachain node");
         NodeProc {
             id: id.to_string(),
@@ -336,6 +328,19 @@ impl Ledger {
 
     /// Publishes `count` transactions (to `partition`, or spread); returns their origins.
     pub fn send(&self, count: usize, partition: Option<i32>, from: &str) -> Vec<Origin> {
+        let payloads: Vec<String> = (0..count)
+            .map(|i| format!(r#"{{"from": "{from}", "to": "bob", "amount": {i}}}"#))
+            .collect();
+        self.send_payloads(partition, &payloads)
+    }
+
+    /// Publishes raw records (to `partition`, or spread) with one idempotent producer,
+    /// so a partition keeps their order; returns their origins, sorted.
+    pub fn send_payloads<P: AsRef<[u8]>>(
+        &self,
+        partition: Option<i32>,
+        payloads: &[P],
+    ) -> Vec<Origin> {
         let (tx, rx) = crossbeam_channel::unbounded();
         let publisher = Publisher::new(
             &self.kafka(),
@@ -344,13 +349,12 @@ impl Ledger {
             Some(tx),
         )
         .expect("producer");
-        for i in 0..count {
-            let payload = format!(r#"{{"from": "{from}", "to": "bob", "amount": {i}}}"#);
+        for (i, payload) in payloads.iter().enumerate() {
             publisher
-                .send(i as u64, partition, payload.as_bytes())
+                .send(i as u64, partition, payload.as_ref())
                 .expect("send");
         }
-        publisher.flush(Duration::from_secs(60)).expect("flush");
+        publisher.flush(Duration::from_secs(120)).expect("flush");
         let mut origins: Vec<Origin> = rx
             .try_iter()
             .map(|d| {
@@ -358,7 +362,7 @@ impl Ledger {
                 Origin { partition, offset }
             })
             .collect();
-        assert_eq!(origins.len(), count, "every send acknowledged");
+        assert_eq!(origins.len(), payloads.len(), "every send acknowledged");
         origins.sort();
         origins
     }

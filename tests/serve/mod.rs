@@ -213,14 +213,7 @@ impl ServeProc {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
-        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
-        unsafe {
-            use std::os::unix::process::CommandExt;
-            command.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
+        support::set_parent_death_signal(&mut command);
         let child = command.spawn().expect("starting kafkachain serve");
         let mut proc = ServeProc {
             child: Some(child),

@@ -221,8 +221,9 @@ impl Drop for Tansu {
     }
 }
 
-/// Asks the child to be SIGKILLed when the thread that spawned it exits.
-fn set_parent_death_signal(cmd: &mut Command) {
+/// Asks the child to be SIGKILLed when the thread that spawned it exits (so a test's
+/// nodes, servers and drivers die with it, however it ends: no orphans on Ctrl-C).
+pub fn set_parent_death_signal(cmd: &mut Command) {
     use std::os::unix::process::CommandExt;
     let parent = std::process::id() as libc::pid_t;
     // SAFETY: the closure only makes async-signal-safe syscalls (prctl, getppid).
