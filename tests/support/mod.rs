@@ -474,23 +474,10 @@ pub fn broker_script(args: &[&str], data_dir: &Path) -> Command {
     command
 }
 
-/// The broker implementation under test.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Engine {
-    /// Tansu 0.6.0: one small binary, SQLite storage (the default).
-    Tansu,
-    /// Apache Kafka 4.x (KRaft), installed by `scripts/setup --engine kafka`.
-    Kafka,
-}
-
-impl Engine {
-    pub fn name(self) -> &'static str {
-        match self {
-            Engine::Tansu => "tansu",
-            Engine::Kafka => "kafka",
-        }
-    }
-}
+/// The broker implementation under test: Tansu 0.6.0 (SQLite storage, the default) or
+/// Apache Kafka 4.x (KRaft, installed by `scripts/setup --engine kafka`); the same type
+/// `kafkachain bench --engine` takes.
+pub use kafkachain::bench::local_broker::Engine;
 
 /// The engine named by `KAFKACHAIN_TEST_ENGINE` (`tansu` when unset). Panics on any
 /// other value, so a typo never silently tests the wrong broker.
