@@ -994,15 +994,14 @@ impl Node {
             .pool
             .oldest_wait(Instant::now())
             .is_some_and(|w| w >= self.config.block_timeout);
-        // Our turn on this tip (`node::turn`): cut at half a block, or once the oldest
-        // pending transaction waited a fraction of the timeout.
-        let cut_due = 2 * self.pool.len() >= self.budget.max_txs()
+        // Our turn on this tip (`node::turn`): cut at half a block or half the timeout.
+        let half_due = 2 * self.pool.len() >= self.budget.max_txs()
             || 2 * (self.pool.bytes() + BLOCK_TX_SEPARATOR_BYTES * self.pool.len()) >= room
             || self
                 .pool
                 .oldest_wait(Instant::now())
-                .is_some_and(|w| super::turn::cut_waited(w, self.config.block_timeout));
-        let my_turn = cut_due
+                .is_some_and(|w| 2 * w >= self.config.block_timeout);
+        let my_turn = half_due
             && self
                 .chain
                 .tip()

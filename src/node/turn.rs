@@ -8,9 +8,9 @@
 //! The policy: for each tip, every node ranks the identities it knows in a rotation
 //! that starts right after the tip's miner (sorted by id; the tip's miner goes last),
 //! or by `SHA-256(tip hash ‖ 0x00 ‖ id)` when the tip has no known miner. The node ranked first cuts its block early, at
-//! half a block or when its oldest pending transaction waited `1/`[`TURN_CUT_DIVISOR`] of
-//! the block timeout (it is its turn, and nobody else publishes for a grace; a node that
-//! never mines by choice, with a huge block size and timeout, still never does), and publishes it as
+//! half a block or when its oldest pending transaction waited half the block timeout
+//! (it is its turn, and nobody else publishes for a grace; a node that never mines by
+//! choice, with a huge block size and timeout, still never does), and publishes it as
 //! soon as it is mined; the node ranked `r ≥ 1` builds by the usual rule (a full block, or
 //! the oldest pending transaction waited the block timeout), holds the solved block
 //! until `min(r, MAX_RANK) × grace` after it read the tip, and drops it if a block at
@@ -57,22 +57,6 @@ pub const MAX_RANK: usize = 3;
 pub const MAX_GRACE_FACTOR: u32 = 5;
 /// Round trips the grace is computed from.
 pub const ROUND_TRIPS: usize = 32;
-/// The node first in line cuts its block once its oldest pending transaction waited
-/// `block timeout / TURN_CUT_DIVISOR` (or it holds half a block). With 2 nodes the
-/// rotation alternates, so a transaction waits for up to two heights; waiting for half
-/// the timeout on top made every height at half load last at least that long (Tansu,
-/// `kafkachain bench`, blocks of 1,000, timeout 200 ms: heights of 100+ ms and a
-/// half-load p99 of 1–2.5 s). Nobody else publishes in that turn, so cutting sooner
-/// adds no race, only smaller blocks.
-pub const TURN_CUT_DIVISOR: u32 = 8;
-
-/// Whether a first-in-line node whose oldest pending transaction waited `waited` cuts
-/// its block now (see [`TURN_CUT_DIVISOR`]).
-pub fn cut_waited(waited: Duration, block_timeout: Duration) -> bool {
-    waited
-        .checked_mul(TURN_CUT_DIVISOR)
-        .is_none_or(|w| w >= block_timeout)
-}
 
 /// The turn policy and the recent publishers it ranks.
 #[derive(Clone, Debug)]
@@ -180,7 +164,7 @@ impl Turns {
     }
 
     /// Whether `me` is first in line after `tip` among more than one known publisher:
-    /// then it cuts its block early (half full, or [`cut_waited`]).
+    /// then it cuts its block early (half full, or half the block timeout).
     pub fn my_turn(&self, tip: &[u8], me: &str) -> bool {
         self.enabled() && self.known(me).len() > 1 && self.rank(tip, me) == 0
     }
@@ -197,18 +181,6 @@ fn priority(tip: &[u8], id: &str) -> [u8; 32] {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn the_first_in_line_cuts_after_an_eighth_of_the_timeout() {
-        let timeout = Duration::from_millis(200);
-        assert!(!super::cut_waited(Duration::from_millis(24), timeout));
-        assert!(super::cut_waited(Duration::from_millis(25), timeout));
-        // A node that never mines by choice (a huge timeout) still never cuts early.
-        assert!(!super::cut_waited(
-            Duration::from_secs(3600),
-            Duration::from_secs(1 << 40)
-        ));
-    }
-
     use super::*;
 
     const GRACE: Duration = Duration::from_millis(100);
