@@ -157,8 +157,28 @@ fn cpu() {
         let mut state = f.genesis_state.clone();
         black_box(state.apply(&f.block).expect("valid").tx_count);
     });
+    // Proof of work: one thread's v2 attempts (difficulty 64: no early stop).
+    let work = kafkachain::chain::Work::v2(
+        &kafkachain::chain::pow::v2_header(
+            7,
+            &kafkachain::chain::BlockHash([3; 32]),
+            1.5,
+            &kafkachain::chain::MerkleRoot([5; 32]),
+            0,
+        ),
+        64,
+    );
+    let attempts = 1u64 << 20;
+    let ns_per_hash = (0..5)
+        .map(|_| {
+            let start = thread_cpu();
+            black_box(Miner::new(1).grind(&work, attempts));
+            (thread_cpu() - start).as_nanos() as f64 / attempts as f64
+        })
+        .fold(f64::INFINITY, f64::min);
     println!(
-        "node_path cpu ns/tx: intake {intake:.0}  build {build:.0}  apply_rival {apply_rival:.0}"
+        "node_path cpu ns/tx: intake {intake:.0}  build {build:.0}  apply_rival {apply_rival:.0}  \
+         (v2 pow: {ns_per_hash:.1} ns/attempt)"
     );
 }
 
