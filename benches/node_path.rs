@@ -176,6 +176,42 @@ fn cpu() {
             (thread_cpu() - start).as_nanos() as f64 / attempts as f64
         })
         .fold(f64::INFINITY, f64::min);
+    // The compression alone, one block and N at once (chain::sha_x2).
+    #[cfg(target_arch = "x86_64")]
+    if kafkachain::chain::sha_x2::available() {
+        use kafkachain::chain::sha_x2::compress_n;
+        let state = [7u32; 8];
+        let blocks = [[1u8; 64], [2u8; 64], [3u8; 64], [4u8; 64]];
+        let n = 1u64 << 20;
+        let per = |f: &mut dyn FnMut() -> u32, lanes: u64| {
+            (0..5)
+                .map(|_| {
+                    let start = thread_cpu();
+                    let mut x = 0u32;
+                    for _ in 0..n / lanes {
+                        x ^= f();
+                    }
+                    black_box(x);
+                    (thread_cpu() - start).as_nanos() as f64 / n as f64
+                })
+                .fold(f64::INFINITY, f64::min)
+        };
+        // SAFETY: `available()` checked the CPU features.
+        let x2 = per(
+            &mut || unsafe { compress_n(&state, [&blocks[0], &blocks[1]])[1][0] },
+            2,
+        );
+        // SAFETY: as above.
+        let x4 = per(
+            &mut || unsafe {
+                compress_n(&state, [&blocks[0], &blocks[1], &blocks[2], &blocks[3]])[3][0]
+            },
+            4,
+        );
+        // SAFETY: as above.
+        let x1 = per(&mut || unsafe { compress_n(&state, [&blocks[0]])[0][0] }, 1);
+        println!("sha_x2 cpu ns/compression: 1 lane {x1:.1}  2 lanes {x2:.1}  4 lanes {x4:.1}");
+    }
     println!(
         "node_path cpu ns/tx: intake {intake:.0}  build {build:.0}  apply_rival {apply_rival:.0}  \
          (v2 pow: {ns_per_hash:.1} ns/attempt)"
