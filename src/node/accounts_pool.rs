@@ -806,6 +806,42 @@ mod tests {
         assert!(ap.select(&s, &pool, 10).is_empty());
     }
 
+    /// Between sweeps `on_block` visits the block's senders only: the losing side of a
+    /// double spend is still dropped there.
+    #[test]
+    fn between_sweeps_the_blocks_senders_are_visited() {
+        let mut s = chain();
+        let mut pool = Pool::new();
+        let mut ap = AccountsPool::new(CHAIN);
+        ap.offer(&s, &mut pool, at(0), &signed(1, 2, 10, 0))
+            .unwrap();
+        let ours = ap.select(&s, &pool, 10);
+        mine(&mut s, &ours);
+        ap.on_block(&s, &mut pool);
+        assert!(pool.is_empty(), "ours landed");
+        ap.offer(&s, &mut pool, at(1), &signed(1, 2, 10, 1))
+            .unwrap();
+        assert!(
+            ap.next_sweep.is_some_and(|t| t > Instant::now()),
+            "the first block swept; the next one visits its senders"
+        );
+        let theirs = crate::chain::accounts::SignedTransfer::parse(&signed(1, 3, 10, 1))
+            .expect("parses")
+            .unverified_block_tx(Origin {
+                partition: 1,
+                offset: 0,
+            });
+        mine(&mut s, &[theirs]);
+        assert_eq!(
+            s.accounts().map(|l| l.last_senders().to_vec()),
+            Some(vec![addr(1)])
+        );
+        ap.on_block(&s, &mut pool);
+        assert!(pool.is_empty(), "the losing side is dropped");
+        assert!(ap.select(&s, &pool, 10).is_empty());
+        assert!(ap.order.is_empty(), "and its arrival entry trimmed");
+    }
+
     #[test]
     fn the_next_block_is_checked_while_ours_travels() {
         let mut s = chain();
