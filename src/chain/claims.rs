@@ -62,6 +62,19 @@ impl ContentDigest {
         ContentDigest(d)
     }
 
+    /// The digest of the concatenation of `parts` (canonical bytes in pieces, e.g.
+    /// slices of a transaction's canonical JSON around its origin member).
+    pub fn of_canonical_parts(parts: &[&[u8]]) -> Self {
+        let mut h = Sha256::new();
+        for p in parts {
+            h.update(p);
+        }
+        let full: [u8; 32] = h.finalize().into();
+        let mut d = [0; 8];
+        d.copy_from_slice(&full[..8]);
+        ContentDigest(d)
+    }
+
     /// The digest of a transfer given as a JSON number literal and two strings.
     pub fn of_transfer(amount_literal: &str, recipient: &str, sender: &str) -> Self {
         let mut out = Vec::with_capacity(48 + recipient.len() + sender.len());

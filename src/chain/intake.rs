@@ -42,12 +42,31 @@ pub fn parse_submitted(bytes: &[u8]) -> Result<SubmittedTx, IntakeError> {
     if bytes.len() > MAX_TX_BYTES {
         return Err(IntakeError::TooLarge { len: bytes.len() });
     }
+    // The fast path reads the three fields without building a map of the whole object;
+    // anything it does not take (an error, a missing field, a key serde_json treats
+    // specially) goes the slow way, which decides and words the error.
+    let fields = match serde_json::from_slice::<Fields>(bytes) {
+        Ok(Fields(Some(fields))) => fields,
+        _ => slow_fields(bytes)?,
+    };
+    check(fields)
+}
+
+/// `from`, `to` and `amount` as found (the last of duplicate keys, like a JSON map).
+type Found = (Option<Value>, Option<Value>, Option<Value>);
+
+/// The reference reading: the whole record as a `serde_json::Value`.
+fn slow_fields(bytes: &[u8]) -> Result<Found, IntakeError> {
     let value: Value =
         serde_json::from_slice(bytes).map_err(|e| IntakeError::Json(e.to_string()))?;
     let Value::Object(mut map) = value else {
         return Err(IntakeError::NotAnObject);
     };
-    let mut string = |field: &'static str| match map.remove(field) {
+    Ok((map.remove("from"), map.remove("to"), map.remove("amount")))
+}
+
+fn check((from, to, amount): Found) -> Result<SubmittedTx, IntakeError> {
+    let string = |field: &'static str, value: Option<Value>| match value {
         None => Err(IntakeError::MissingField(field)),
         Some(Value::String(s)) => Ok(s),
         Some(_) => Err(IntakeError::WrongType {
@@ -55,9 +74,9 @@ pub fn parse_submitted(bytes: &[u8]) -> Result<SubmittedTx, IntakeError> {
             expected: "a string",
         }),
     };
-    let from = string("from")?;
-    let to = string("to")?;
-    let amount = match map.remove("amount") {
+    let from = string("from", from)?;
+    let to = string("to", to)?;
+    let amount = match amount {
         None => return Err(IntakeError::MissingField("amount")),
         Some(Value::Number(n)) => n,
         Some(_) => {
@@ -76,6 +95,81 @@ pub fn parse_submitted(bytes: &[u8]) -> Result<SubmittedTx, IntakeError> {
         return Err(IntakeError::NegativeAmount(literal));
     }
     Ok(SubmittedTx { from, to, amount })
+}
+
+/// The fast reading: an object's `from`, `to` and `amount` as values, every other
+/// member skipped unbuilt; None for anything else (then [`slow_fields`] decides).
+struct Fields(Option<Found>);
+
+/// A member name, compared without allocating.
+enum Key {
+    From,
+    To,
+    Amount,
+    Other,
+    /// serde_json's private marker keys (arbitrary-precision numbers, raw values):
+    /// left to the slow path, which gives them their special meaning.
+    Private,
+}
+
+impl<'de> serde::Deserialize<'de> for Key {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Key;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_str<E: serde::de::Error>(self, k: &str) -> Result<Key, E> {
+                Ok(match k {
+                    "from" => Key::From,
+                    "to" => Key::To,
+                    "amount" => Key::Amount,
+                    k if k.starts_with("$serde_json::private::") => Key::Private,
+                    _ => Key::Other,
+                })
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Fields {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Fields;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a transaction object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Fields, A::Error> {
+                let mut found: Found = (None, None, None);
+                while let Some(key) = map.next_key::<Key>()? {
+                    match key {
+                        Key::From => found.0 = Some(map.next_value()?),
+                        Key::To => found.1 = Some(map.next_value()?),
+                        Key::Amount => found.2 = Some(map.next_value()?),
+                        Key::Other => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                        Key::Private => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                            while map
+                                .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                                .is_some()
+                            {}
+                            return Ok(Fields(None));
+                        }
+                    }
+                }
+                Ok(Fields(Some(found)))
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 #[cfg(test)]
@@ -145,5 +239,43 @@ mod tests {
             parse_submitted(big.as_bytes()),
             Err(IntakeError::TooLarge { .. })
         ));
+    }
+
+    /// The fast reading takes exactly what the reference reading (the whole record as
+    /// a `serde_json::Value`) takes, with the same fields, and leaves the rest to it.
+    #[test]
+    fn fast_reading_agrees_with_the_reference() {
+        let cases: &[&str] = &[
+            r#"{"from":"a","to":"b","amount":1}"#,
+            r#"{"amount":1.50,"to":"b","from":"a","memo":{"x":[1,2,{"y":null}]}}"#,
+            r#"{"from":"a","from":"z","to":"b","amount":1,"amount":2}"#,
+            r#"{"fr\u006fm":"a","to":"b\u00e9","amount":-0}"#,
+            r#"{"from":"a","to":"b","amount":1e2}"#,
+            r#"{"from":"a","to":"b","amount":1,"x":[1,}"#,
+            r#"{"$serde_json::private::Number":"5","from":"a","to":"b","amount":1}"#,
+            r#"{"from":"a","to":"b","amount":1,"$serde_json::private::RawValue":"5"}"#,
+            r#"{"from":"a","to":"b","amount":1} x"#,
+            r#"{"from":"a","to":"b"}"#,
+            r#"{"from":["a"],"to":"b","amount":1}"#,
+            r#"[{"from":"a","to":"b","amount":1}]"#,
+            r#""from""#,
+        ];
+        for case in cases {
+            let fast = match serde_json::from_slice::<Fields>(case.as_bytes()) {
+                Ok(Fields(Some(found))) => Some(found),
+                _ => None,
+            };
+            let reference = slow_fields(case.as_bytes());
+            if let Some(found) = fast {
+                assert_eq!(Ok(found), reference, "{case}");
+            }
+            let parsed = parse_submitted(case.as_bytes());
+            assert_eq!(parsed, reference.and_then(check), "{case}");
+        }
+        let dup = parse_submitted(cases[2].as_bytes()).unwrap();
+        assert_eq!(
+            (dup.from.as_str(), dup.amount.to_string()),
+            ("z", "2".into())
+        );
     }
 }

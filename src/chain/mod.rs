@@ -15,6 +15,7 @@
 //! - [`intake`]: parsing transactions submitted on the transactions topic.
 //! - [`template`]: building canonical blocks for our node to mine.
 //! - [`pow`]: the miner and the proof-of-work checks.
+//! - [`sha_x2`]: SHA-256 compressions two at a time (x86 SHA extensions) for the miner.
 //! - `pyrepr`: Python's `repr()` of parsed JSON (the seed proof may be a list or dict).
 //! - [`accounts`]: the `accounts` rule set: ed25519-signed transfers, balances, nonces.
 
@@ -33,6 +34,7 @@ pub(crate) mod pyrepr;
 mod pyrepr_table;
 pub mod replay;
 pub mod rules;
+pub mod sha_x2;
 pub mod template;
 
 pub use canonical::{to_canonical, Canonicalizer, JsonError};

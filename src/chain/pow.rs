@@ -180,6 +180,10 @@ impl Work {
             } => {
                 let mut block = *last_block;
                 let end = start.saturating_add(count);
+                #[cfg(target_arch = "x86_64")]
+                if super::sha_x2::available() {
+                    return search_v2_x2(midstate, last_block, *difficulty, start, end);
+                }
                 for nonce in start..end {
                     block[16..24].copy_from_slice(&nonce.to_be_bytes());
                     let mut st = *midstate;
@@ -192,6 +196,36 @@ impl Work {
             }
         }
     }
+}
+
+/// The v2 search two nonces at a time ([`super::sha_x2`]): the same nonces in the same
+/// order as the one-at-a-time loop, so the same first solution.
+#[cfg(target_arch = "x86_64")]
+fn search_v2_x2(
+    midstate: &[u32; 8],
+    last_block: &[u8; 64],
+    difficulty: u32,
+    start: u64,
+    end: u64,
+) -> Option<u64> {
+    let (mut a, mut b) = (*last_block, *last_block);
+    let mut nonce = start;
+    while nonce < end {
+        let second = nonce.checked_add(1).filter(|n| *n < end);
+        a[16..24].copy_from_slice(&nonce.to_be_bytes());
+        b[16..24].copy_from_slice(&second.unwrap_or(nonce).to_be_bytes());
+        // SAFETY: the caller checked `sha_x2::available()`.
+        let [sa, sb] = unsafe { super::sha_x2::compress_x2(midstate, &a, &b) };
+        if leading_zero_bits(&sa) >= difficulty {
+            return Some(nonce);
+        }
+        let second = second?;
+        if leading_zero_bits(&sb) >= difficulty {
+            return Some(second);
+        }
+        nonce = second + 1;
+    }
+    None
 }
 
 /// Seed-rule search state: the message tail (the part of `str(last_proof)` past the
@@ -484,6 +518,27 @@ mod tests {
         for n in 0..m.nonce {
             assert!(!work.check(n));
         }
+    }
+
+    /// The v2 search (two nonces at a time where the CPU can) finds the first solving
+    /// nonce of any range, odd or even, as `check` one by one does.
+    #[test]
+    fn v2_search_finds_the_first_solution_of_every_range() {
+        let header = v2_header(9, &BlockHash([1; 32]), 2.5, &MerkleRoot([4; 32]), 0);
+        let work = Work::v2(&header, 6);
+        let solutions: Vec<u64> = (0..3000).filter(|n| work.check(*n)).collect();
+        assert!(solutions.len() > 20, "difficulty 6: about 47 in 3000");
+        for start in [0u64, 1, 2, 7, 100, 101, 1999] {
+            for count in [0u64, 1, 2, 3, 64, 65, 1000] {
+                let want = solutions
+                    .iter()
+                    .copied()
+                    .find(|n| *n >= start && *n < start + count);
+                assert_eq!(work.search(start, count), want, "{start}+{count}");
+            }
+        }
+        let near_end = Work::v2(&header, 0);
+        assert_eq!(near_end.search(u64::MAX - 1, 5), Some(u64::MAX - 1));
     }
 
     #[test]

@@ -37,25 +37,36 @@ impl Transaction {
     /// form every chain has used), later ones as
     /// `"origin": {"attempt": n, "offset": …, "partition": …}`.
     pub fn from_submitted_attempt(tx: &SubmittedTx, origin: Origin, attempt: u32) -> Self {
-        let amount = tx.amount.to_string();
+        use std::fmt::Write as _;
+        // One pass, no intermediate strings: the transfer's content digest hashes the
+        // amount, recipient and sender exactly as written here (see `claims`).
+        let mut amount = String::with_capacity(24);
+        let _ = write!(amount, "{}", tx.amount);
         let mut out = Vec::with_capacity(96 + tx.from.len() + tx.to.len());
         out.extend_from_slice(b"{\"amount\": ");
         write_json_number(&amount, &mut out);
+        let amount_end = out.len();
         out.extend_from_slice(b", \"origin\": ");
         let start = out.len();
-        out.extend_from_slice(origin_json(origin, attempt).as_bytes());
+        write_origin(origin, attempt, &mut out);
         let end = out.len();
         out.extend_from_slice(b", \"recipient\": ");
         write_json_string(&tx.to, &mut out);
+        let recipient_end = out.len();
         out.extend_from_slice(b", \"sender\": ");
         write_json_string(&tx.from, &mut out);
         out.push(b'}');
+        let content = ContentDigest::of_canonical_parts(&[
+            &out[..amount_end],
+            &out[end..recipient_end],
+            &out[recipient_end..],
+        ]);
         Self {
             json: into_string(out),
             origin: Some(origin),
             attempt,
             origin_span: (start, end),
-            content: Some(ContentDigest::of_transfer(&amount, &tx.to, &tx.from)),
+            content: Some(content),
         }
     }
 
@@ -137,6 +148,24 @@ impl Transaction {
 pub const BLOCK_FRAME_BYTES: usize = 512;
 /// `", "` between two transactions of a block.
 pub const BLOCK_TX_SEPARATOR_BYTES: usize = 2;
+
+/// Appends the canonical origin object (keys sorted: attempt, offset, partition).
+fn write_origin(origin: Origin, attempt: u32, out: &mut Vec<u8>) {
+    use std::io::Write as _;
+    let _ = if attempt == 0 {
+        write!(
+            out,
+            "{{\"offset\": {}, \"partition\": {}}}",
+            origin.offset, origin.partition
+        )
+    } else {
+        write!(
+            out,
+            "{{\"attempt\": {attempt}, \"offset\": {}, \"partition\": {}}}",
+            origin.offset, origin.partition
+        )
+    };
+}
 
 /// The canonical origin object (keys sorted: attempt, offset, partition).
 fn origin_json(origin: Origin, attempt: u32) -> String {
@@ -355,6 +384,37 @@ mod tests {
             offset: 0
         }));
         out
+    }
+
+    /// The content digest computed from the pieces of the canonical JSON is the digest
+    /// of the transfer written on its own (what replay computes from a block).
+    #[test]
+    fn content_digest_is_the_transfers() {
+        for (record, origin, attempt) in [
+            (r#"{"from":"a","to":"b","amount":3}"#, (0, 0), 0),
+            (
+                r#"{"from":"J\u00f6rg","to":"\ud83d\ude00","amount":1.50}"#,
+                (3, 77),
+                0,
+            ),
+            (r#"{"from":"a\"q","to":"\n","amount":-0}"#, (1, 5), 2),
+            (r#"{"from":"x","to":"y","amount":1e300}"#, (2, 9), 1),
+        ] {
+            let sub = parse_submitted(record.as_bytes()).unwrap();
+            let origin = Origin {
+                partition: origin.0,
+                offset: origin.1,
+            };
+            let tx = Transaction::from_submitted_attempt(&sub, origin, attempt);
+            let expected = ContentDigest::of_transfer(&sub.amount.to_string(), &sub.to, &sub.from);
+            assert_eq!(tx.content(), Some(expected), "{record}");
+            assert_eq!(tx.with_attempt(attempt + 1).content(), Some(expected));
+            assert_eq!(
+                tx.with_attempt(attempt + 1).with_attempt(attempt),
+                tx,
+                "an attempt is a splice"
+            );
+        }
     }
 
     #[test]

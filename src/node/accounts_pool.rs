@@ -142,7 +142,13 @@ pub struct AccountsPool {
     /// Decompressed sender keys for [`AccountsPool::vouch`] (a cache, bounded by
     /// [`KEY_CACHE`]; senders seen on the chain use the ledger's).
     keys: HashMap<Address, VerifyingKey>,
+    /// When [`AccountsPool::on_block`] next sweeps the whole pool.
+    next_sweep: Option<Instant>,
 }
+
+/// How often [`AccountsPool::on_block`] sweeps every pending transfer (for those held
+/// longer than [`HOLD_TIME`]); between sweeps it visits the block's senders only.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// Most keys in [`AccountsPool`]'s cache before it is cleared.
 const KEY_CACHE: usize = 100_000;
@@ -174,6 +180,7 @@ impl AccountsPool {
             selected: RefCell::new(Vec::new()),
             building: Vec::new(),
             keys: HashMap::new(),
+            next_sweep: None,
         }
     }
 
@@ -445,14 +452,19 @@ impl AccountsPool {
 
     /// After a block: drops transfers whose nonce the chain has used (ours that
     /// landed, and the losing side of a double spend), and those held too long.
+    ///
+    /// Only the block's senders can have a used nonce, so only they are visited; the
+    /// whole pool is swept (held too long, or gone from the pool) at most once per
+    /// [`SWEEP_EVERY`], so a block costs what it carries, not what is pending.
     pub fn on_block(&mut self, chain: &ChainState, pool: &mut Pool) {
         self.stuck.set(false);
         let Some(ledger) = chain.accounts() else {
             return;
         };
         let now = Instant::now();
+        let sweep = self.next_sweep.is_none_or(|t| now >= t);
         let mut drop = Vec::new();
-        self.by_sender.retain(|from, held| {
+        let mut visit = |from: &Address, held: &mut BTreeMap<u64, Held>| {
             let next = ledger.account(from).nonce;
             held.retain(|nonce, h| {
                 if !pool.contains(h.origin) {
@@ -471,15 +483,42 @@ impl AccountsPool {
                 true
             });
             !held.is_empty()
-        });
+        };
+        if sweep {
+            self.next_sweep = Some(now + SWEEP_EVERY);
+            self.by_sender.retain(|from, held| visit(from, held));
+        } else {
+            for from in ledger.last_senders() {
+                if let Some(held) = self.by_sender.get_mut(from) {
+                    if !visit(from, held) {
+                        self.by_sender.remove(from);
+                    }
+                }
+            }
+        }
         pool.remove(&drop);
-        let by_sender = &self.by_sender;
-        self.order.retain(|(from, nonce, origin)| {
-            by_sender
-                .get(from)
-                .and_then(|m| m.get(nonce))
-                .is_some_and(|h| h.origin == *origin)
-        });
+        self.trim_order(pool.len());
+    }
+
+    /// Whether the arrival-order entry (sender, nonce, origin) is still pending here.
+    fn is_live(&self, (from, nonce, origin): &(Address, u64, Origin)) -> bool {
+        self.by_sender
+            .get(from)
+            .and_then(|m| m.get(nonce))
+            .is_some_and(|h| h.origin == *origin)
+    }
+
+    /// Drops gone entries from the front of the arrival order, and compacts it when
+    /// gone entries elsewhere outnumber the `pending` ones (plus slack), so that this
+    /// stays linear in the blocks' size however many transfers are pending.
+    fn trim_order(&mut self, pending: usize) {
+        while self.order.front().is_some_and(|e| !self.is_live(e)) {
+            self.order.pop_front();
+        }
+        if self.order.len() > 2 * pending + 1024 {
+            let order = std::mem::take(&mut self.order);
+            self.order = order.into_iter().filter(|e| self.is_live(e)).collect();
+        }
     }
 
     /// Checks the signatures of the first `count` transfers of the last
@@ -595,10 +634,15 @@ impl AccountsPool {
         selected: &mut Vec<(SignedTransfer, Origin)>,
     ) -> Vec<Transaction> {
         let mut out = Vec::new();
-        for (from, nonce, _) in &self.order {
+        for entry in &self.order {
             if out.len() >= n {
                 break;
             }
+            // Entries of transfers no longer pending here are skipped (see `trim_order`).
+            if !self.is_live(entry) {
+                continue;
+            }
+            let (from, nonce, _) = entry;
             let Some(held) = self.by_sender.get(from) else {
                 continue;
             };
@@ -760,6 +804,42 @@ mod tests {
         assert!(pool.is_empty(), "the losing side is dropped");
         assert_eq!(pool.commit_positions(), vec![(0, 1)], "and committed past");
         assert!(ap.select(&s, &pool, 10).is_empty());
+    }
+
+    /// Between sweeps `on_block` visits the block's senders only: the losing side of a
+    /// double spend is still dropped there.
+    #[test]
+    fn between_sweeps_the_blocks_senders_are_visited() {
+        let mut s = chain();
+        let mut pool = Pool::new();
+        let mut ap = AccountsPool::new(CHAIN);
+        ap.offer(&s, &mut pool, at(0), &signed(1, 2, 10, 0))
+            .unwrap();
+        let ours = ap.select(&s, &pool, 10);
+        mine(&mut s, &ours);
+        ap.on_block(&s, &mut pool);
+        assert!(pool.is_empty(), "ours landed");
+        ap.offer(&s, &mut pool, at(1), &signed(1, 2, 10, 1))
+            .unwrap();
+        assert!(
+            ap.next_sweep.is_some_and(|t| t > Instant::now()),
+            "the first block swept; the next one visits its senders"
+        );
+        let theirs = crate::chain::accounts::SignedTransfer::parse(&signed(1, 3, 10, 1))
+            .expect("parses")
+            .unverified_block_tx(Origin {
+                partition: 1,
+                offset: 0,
+            });
+        mine(&mut s, &[theirs]);
+        assert_eq!(
+            s.accounts().map(|l| l.last_senders().to_vec()),
+            Some(vec![addr(1)])
+        );
+        ap.on_block(&s, &mut pool);
+        assert!(pool.is_empty(), "the losing side is dropped");
+        assert!(ap.select(&s, &pool, 10).is_empty());
+        assert!(ap.order.is_empty(), "and its arrival entry trimmed");
     }
 
     #[test]

@@ -63,11 +63,11 @@ impl Pool {
     /// (the consumer re-delivered it after a rebalance).
     pub fn offer(&mut self, origin: Origin, tx: Transaction, now: Instant) -> bool {
         self.consumed(origin.partition, origin.offset);
-        if self.pending.contains_key(&origin) {
+        let std::collections::btree_map::Entry::Vacant(slot) = self.pending.entry(origin) else {
             return false;
-        }
+        };
         self.bytes += tx.encoded_len();
-        self.pending.insert(origin, Pending { tx, arrived: now });
+        slot.insert(Pending { tx, arrived: now });
         self.arrivals.push_back(origin);
         true
     }

@@ -625,15 +625,18 @@ impl Node {
             select! {
                 recv(self.chain_rx) -> msg => self.on_chain_batch(msg)?,
                 recv(hold) -> _ => self.publish_held(),
-                recv(self.control_rx) -> msg => if let Ok(event) = msg { self.on_intake(event) },
+                recv(self.control_rx) -> msg => if let Ok(event) = msg { self.on_intake(event, Instant::now()) },
                 recv(intake_rx) -> msg => if let Ok(event) = msg {
                     // Assignments before the records that follow them.
                     self.drain_control();
-                    self.take_record(event);
+                    // One clock reading for the whole drain: arrival times only
+                    // decide when a block is due (`--block-timeout`).
+                    let now = Instant::now();
+                    self.take_record(event, now);
                     // Drain what is already queued before doing anything else.
                     for _ in 0..10_000.min(MAX_PENDING.saturating_sub(self.pool.len() + checking)) {
                         match self.intake_rx.try_recv() {
-                            Ok(event) => self.take_record(event),
+                            Ok(event) => self.take_record(event, now),
                             Err(_) => break,
                         }
                     }
@@ -684,16 +687,16 @@ impl Node {
     /// Handles the control events already queued (assignments, revocations, commits).
     fn drain_control(&mut self) {
         while let Ok(event) = self.control_rx.try_recv() {
-            self.on_intake(event);
+            self.on_intake(event, Instant::now());
         }
     }
 
     /// A record from the intake channel: give its bytes back, then handle it.
-    fn take_record(&mut self, event: IntakeEvent) {
+    fn take_record(&mut self, event: IntakeEvent, now: Instant) {
         if let IntakeEvent::Record { payload, .. } = &event {
             self.intake_channels.bytes.give_back(payload.len());
         }
-        self.on_intake(event);
+        self.on_intake(event, now);
     }
 
     fn finish(&mut self) -> NodeSummary {
@@ -814,7 +817,8 @@ impl Node {
         }
     }
 
-    fn on_intake(&mut self, event: IntakeEvent) {
+    /// `now`: when the record was taken (its arrival time in the pool).
+    fn on_intake(&mut self, event: IntakeEvent, now: Instant) {
         match event {
             IntakeEvent::Record {
                 partition,
@@ -847,7 +851,7 @@ impl Node {
                         match verdict {
                             Verdict::Free => {
                                 if self.fits_a_block(&tx, origin) {
-                                    self.pool.offer(origin, tx, Instant::now());
+                                    self.pool.offer(origin, tx, now);
                                 }
                             }
                             Verdict::OnChain => {
@@ -866,7 +870,7 @@ impl Node {
                                 );
                                 let tx = tx.with_attempt(attempt);
                                 if self.fits_a_block(&tx, origin) {
-                                    self.pool.offer(origin, tx, Instant::now());
+                                    self.pool.offer(origin, tx, now);
                                 }
                             }
                             Verdict::Conflict { attempt: None } => {

@@ -39,6 +39,9 @@ pub struct Ledger {
     /// Digests of transfer lists whose batch verification this node already ran and
     /// saw pass (see [`Ledger::vouch`]).
     vouched: Vouched,
+    /// The senders of the last block applied (each once): the only accounts whose
+    /// nonce it changed (see [`Ledger::last_senders`]).
+    last_senders: Vec<Address>,
 }
 
 /// How many vouched batches are remembered (a block being mined, a few spare).
@@ -110,6 +113,7 @@ impl Ledger {
             keys: HashMap::new(),
             supply: 0,
             vouched: Vouched::default(),
+            last_senders: Vec::new(),
         };
         for (address, amount) in allocations {
             address.key("allocations")?;
@@ -209,10 +213,24 @@ impl Ledger {
             .map_err(at(i))?;
         }
         let (changed, minted) = (view.changed, view.minted);
+        self.last_senders.clear();
+        self.last_senders
+            .extend(block.iter().filter_map(|tx| match tx {
+                BlockTx::Transfer(t) => Some(t.transfer.from),
+                BlockTx::Reward { .. } => None,
+            }));
+        self.last_senders.sort_unstable();
+        self.last_senders.dedup();
         self.accounts.extend(changed);
         self.supply += u128::from(minted);
         self.keys.extend(new_keys);
         Ok(())
+    }
+
+    /// The senders of the last block applied, each once: no other account's nonce
+    /// changed with it.
+    pub fn last_senders(&self) -> &[Address] {
+        &self.last_senders
     }
 
     /// Runs the batch signature check a block carrying exactly `transfers` (in this
