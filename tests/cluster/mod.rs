@@ -355,16 +355,81 @@ impl Ledger {
                 .expect("send");
         }
         publisher.flush(Duration::from_secs(120)).expect("flush");
-        let mut origins: Vec<Origin> = rx
-            .try_iter()
-            .map(|d| {
-                let (partition, offset) = d.result.expect("transaction acknowledged");
-                Origin { partition, offset }
-            })
-            .collect();
+        let mut origins = Vec::with_capacity(payloads.len());
+        // Acknowledged with offset -1: librdkafka's idempotent producer reports a retry
+        // the broker already had (its first answer lost to a restart) as delivered at an
+        // unknown offset. Where it landed is read back from the topic.
+        let mut unknown = Vec::new();
+        for d in rx.try_iter() {
+            match d.result.expect("transaction acknowledged") {
+                (partition, offset) if offset >= 0 => origins.push(Origin { partition, offset }),
+                (partition, _) => unknown.push((partition, d.tag as usize)),
+            }
+        }
+        if !unknown.is_empty() {
+            let records = self.transactions_records();
+            for (partition, i) in unknown {
+                let payload = payloads[i].as_ref();
+                let found = records
+                    .iter()
+                    .filter(|(p, _, bytes)| *p == partition && bytes.as_slice() == payload)
+                    .map(|(partition, offset, _)| Origin {
+                        partition: *partition,
+                        offset: *offset,
+                    })
+                    .find(|o| !origins.contains(o))
+                    .unwrap_or_else(|| {
+                        panic!("send {i} acknowledged at an unknown offset and not found in p{partition}")
+                    });
+                origins.push(found);
+            }
+        }
         assert_eq!(origins.len(), payloads.len(), "every send acknowledged");
         origins.sort();
         origins
+    }
+
+    /// Every record of the transactions topic as (partition, offset, payload).
+    pub fn transactions_records(&self) -> Vec<(i32, i64, Vec<u8>)> {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        use rdkafka::Message;
+        let consumer: BaseConsumer = self
+            .kafka()
+            .client(&[
+                ("group.id", "kafkachain-test-reader"),
+                ("enable.auto.commit", "false"),
+            ])
+            .create()
+            .expect("consumer");
+        let mut list = rdkafka::TopicPartitionList::new();
+        let mut ends = HashMap::new();
+        for p in 0..self.topics.tx_partitions {
+            let (_, high) = consumer
+                .fetch_watermarks(&self.topics.transactions, p, Duration::from_secs(30))
+                .expect("watermarks");
+            ends.insert(p, high);
+            list.add_partition_offset(&self.topics.transactions, p, rdkafka::Offset::Beginning)
+                .expect("assignment");
+        }
+        consumer.assign(&list).expect("assign");
+        let mut records = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let done = |records: &Vec<(i32, i64, Vec<u8>)>| {
+            ends.iter().all(|(p, end)| {
+                *end == 0 || records.iter().any(|(q, o, _)| q == p && *o + 1 >= *end)
+            })
+        };
+        while !done(&records) {
+            assert!(Instant::now() < deadline, "reading the transactions topic");
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+                records.push((
+                    m.partition(),
+                    m.offset(),
+                    m.payload().unwrap_or(&[]).to_vec(),
+                ));
+            }
+        }
+        records
     }
 
     /// Writes raw records straight to the chain topic; returns their offsets, in order.
