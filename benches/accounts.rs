@@ -15,13 +15,15 @@
 //! Merkle root, batch signature verification and the balance/nonce updates, on one
 //! core. Throughput is in transfers per second.
 
+mod cpu_clock;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicIsize, Ordering};
-use std::time::Duration;
 
 use ed25519_dalek::Signer;
 
+use cpu_clock::thread_cpu;
 use criterion::{criterion_group, Criterion, Throughput};
 use kafkachain::bench::accounts::{build_chain, for_each_block};
 use kafkachain::chain::ChainState;
@@ -58,17 +60,6 @@ fn bench_accounts_replay(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench_accounts_replay);
-
-/// CPU time of the calling thread.
-fn thread_cpu() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the timespec we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
 
 /// Best of `runs` rates of `f` (`units` per call), in units per CPU-second.
 fn cpu_rate(runs: usize, units: u64, mut f: impl FnMut()) -> f64 {

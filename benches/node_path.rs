@@ -15,10 +15,13 @@
 //!
 //! Results in BENCHMARKS.md, "Node CPU per transaction (issues 15, 8)".
 
+mod cpu_clock;
+
 use std::hint::black_box;
 use std::sync::atomic::AtomicBool;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use cpu_clock::thread_cpu;
 use criterion::{criterion_group, Criterion, Throughput};
 use kafkachain::chain::{
     genesis, parse_submitted, BlockTemplate, ChainState, Miner, Origin, Rules, Transaction,
@@ -120,17 +123,6 @@ fn bench_node_path(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench_node_path);
-
-/// CPU time of the calling thread.
-fn thread_cpu() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the timespec we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
 
 /// Best of 9 runs of 20 calls of `f` (one block's worth each), in ns per transaction.
 fn ns_per_tx(mut f: impl FnMut()) -> f64 {
