@@ -1220,8 +1220,9 @@ impl Node {
     }
 
     /// Keeps the intake's safe positions current and commits them asynchronously when
-    /// they moved, at most once per [`COMMIT_INTERVAL`]. Positions count as committed only once the broker confirms them
-    /// ([`IntakeEvent::Committed`]); a failed commit is retried after [`COMMIT_RETRY`].
+    /// they moved, at most once per [`COMMIT_INTERVAL`]. Positions count as committed
+    /// only once the broker confirms them ([`IntakeEvent::Committed`]); a failed commit
+    /// is retried after [`COMMIT_RETRY`].
     fn maybe_commit(&mut self) {
         let Some(intake) = &self.intake else { return };
         let positions = self.pool.commit_positions();

@@ -412,21 +412,18 @@ impl Ledger {
                 .expect("assignment");
         }
         consumer.assign(&list).expect("assign");
+        // Partitions still to read to their end.
+        ends.retain(|_, end| *end > 0);
         let mut records = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(120);
-        let done = |records: &Vec<(i32, i64, Vec<u8>)>| {
-            ends.iter().all(|(p, end)| {
-                *end == 0 || records.iter().any(|(q, o, _)| q == p && *o + 1 >= *end)
-            })
-        };
-        while !done(&records) {
+        while !ends.is_empty() {
             assert!(Instant::now() < deadline, "reading the transactions topic");
             if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
-                records.push((
-                    m.partition(),
-                    m.offset(),
-                    m.payload().unwrap_or(&[]).to_vec(),
-                ));
+                let (partition, offset) = (m.partition(), m.offset());
+                records.push((partition, offset, m.payload().unwrap_or(&[]).to_vec()));
+                if ends.get(&partition).is_some_and(|end| offset + 1 >= *end) {
+                    ends.remove(&partition);
+                }
             }
         }
         records
