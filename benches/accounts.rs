@@ -2,7 +2,8 @@
 //!
 //!   cargo bench --bench accounts            criterion (wall clock)
 //!   cargo bench --bench accounts -- cpu     transfers per CPU-second of the replaying
-//!                                           thread, next to single ed25519 verifies
+//!                                           thread, next to ed25519 verifies (alone and
+//!                                           in batches, dalek's and the chain's rule)
 //!                                           and a v2 chain of the same shape
 //!   cargo bench --bench accounts -- memory  heap bytes a replayed chain's state keeps,
 //!                                           for growing chain lengths and account counts
@@ -26,6 +27,7 @@ use ed25519_dalek::Signer;
 use cpu_clock::thread_cpu;
 use criterion::{criterion_group, Criterion, Throughput};
 use kafkachain::bench::accounts::{build_chain, for_each_block};
+use kafkachain::chain::accounts::sigcheck::{self, Item};
 use kafkachain::chain::ChainState;
 
 const BLOCKS: usize = 200;
@@ -83,7 +85,8 @@ fn cpu() {
     let accounts_1000 = cpu_rate(3, transfers, || {
         replay(&big);
     });
-    // One strict verification per transfer, as the intake does.
+    // One signature alone, under dalek's cofactorless `verify_strict` and under the
+    // chain's rule (sigcheck, cofactored).
     let key = ed25519_dalek::SigningKey::from_bytes(&[1; 32]);
     let msg = [7u8; 143];
     let sig = key.sign(&msg);
@@ -91,6 +94,54 @@ fn cpu() {
     let single = cpu_rate(3, 20_000, || {
         for _ in 0..20_000 {
             black_box(vk.verify_strict(black_box(&msg), &sig)).ok();
+        }
+    });
+    let sig_bytes = sig.to_bytes();
+    let single_rule = cpu_rate(3, 20_000, || {
+        for _ in 0..20_000 {
+            black_box(sigcheck::verify(&Item {
+                key: &vk,
+                msg: black_box(&msg),
+                sig: &sig_bytes,
+            }));
+        }
+    });
+    // Batches of 1000 signatures by 1000 keys (a block's worth): dalek's cofactorless
+    // `verify_batch` (the old block rule) against sigcheck's cofactored one.
+    let keys: Vec<ed25519_dalek::SigningKey> = (0..1000u32)
+        .map(|i| {
+            let mut seed = [0u8; 32];
+            seed[..4].copy_from_slice(&i.to_le_bytes());
+            ed25519_dalek::SigningKey::from_bytes(&seed)
+        })
+        .collect();
+    let vks: Vec<ed25519_dalek::VerifyingKey> = keys.iter().map(|k| k.verifying_key()).collect();
+    let msgs: Vec<[u8; 143]> = (0..1000u32)
+        .map(|i| {
+            let mut m = [7u8; 143];
+            m[..4].copy_from_slice(&i.to_le_bytes());
+            m
+        })
+        .collect();
+    let sigs: Vec<ed25519_dalek::Signature> =
+        keys.iter().zip(&msgs).map(|(k, m)| k.sign(m)).collect();
+    let sig_bytes: Vec<[u8; 64]> = sigs.iter().map(|s| s.to_bytes()).collect();
+    let refs: Vec<&[u8]> = msgs.iter().map(|m| &m[..]).collect();
+    let dalek_batch = cpu_rate(3, 5_000, || {
+        for _ in 0..5 {
+            assert!(ed25519_dalek::verify_batch(&refs, &sigs, &vks).is_ok());
+        }
+    });
+    let items: Vec<Item> = (0..1000)
+        .map(|i| Item {
+            key: &vks[i],
+            msg: &msgs[i],
+            sig: &sig_bytes[i],
+        })
+        .collect();
+    let rule_batch = cpu_rate(3, 5_000, || {
+        for _ in 0..5 {
+            assert!(sigcheck::verify_batch(black_box(&items)));
         }
     });
     let v2 = v2_chain(BLOCKS, PER_BLOCK);
@@ -104,6 +155,9 @@ fn cpu() {
         "accounts replay:       {accounts_1000:>10.0} transfers per CPU-second (1000 per block)"
     );
     println!("ed25519 verify_strict: {single:>10.0} signatures per CPU-second");
+    println!("sigcheck::verify:      {single_rule:>10.0} signatures per CPU-second (the chain's rule, alone)");
+    println!("dalek verify_batch:    {dalek_batch:>10.0} signatures per CPU-second (1000 keys per batch; the old rule)");
+    println!("sigcheck::verify_batch:{rule_batch:>10.0} signatures per CPU-second (1000 keys per batch; the chain's rule)");
     println!("v2 replay, same shape: {v2_rate:>10.0} transactions per CPU-second");
     println!(
         "accounts / single verify = {:.2}, accounts / v2 = {:.3}",

@@ -2,7 +2,7 @@
 //! checks. Whatever parses re-encodes to a record that parses to the same transfer,
 //! verification never panics, and a transfer that verifies still verifies after the
 //! round trip. Seeds include correctly signed transfers, so mutations reach
-//! `verify_strict`.
+//! the signature check (`chain::accounts::sigcheck`).
 #![no_main]
 
 use kafkachain::chain::accounts::{SignedTransfer, Transfer};

@@ -18,11 +18,11 @@
 //!    by applying the selected transfers to a [`crate::chain::accounts::LedgerView`] of the tip, so it never
 //!    overdraws an account: what would (several transfers that together exceed the
 //!    balance) is left pending.
-//! 5. Before mining, the block's transfers get the block's own batch signature check
-//!    ([`AccountsPool::vouch`]): a block that check would fail is never mined, and our
-//!    block is not checked a second time when it comes back. The check may run ahead
-//!    of building ([`AccountsPool::prevouch`], while our last block travels), but a
-//!    block is only mined when exactly its batch (the digest of every input) passed.
+//! 5. A transfer's signature is checked once here: its verdict is the same in every
+//!    batch ([`crate::chain::accounts::sigcheck`]), so a block of pooled transfers
+//!    passes every node's signature check. Before mining, the node vouches for the
+//!    block ([`AccountsPool::vouch`]), so its own block is not checked again when it
+//!    comes back.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -35,7 +35,6 @@ use super::keyfile::{self, KeyFileError};
 use super::pool::Pool;
 use super::verifier::{Job, Verdicts, Verifier};
 use super::NodeConfig;
-use ed25519_dalek::VerifyingKey;
 
 use crate::chain::accounts::{
     genesis_block, verify_many, AccountsError, AccountsGenesis, Address, ChainId, LedgerView,
@@ -81,9 +80,8 @@ pub fn node_address(data_dir: &Path) -> Result<String, KeyFileError> {
 #[derive(Debug)]
 struct Held {
     origin: Origin,
-    sig: [u8; 64],
+    verified: VerifiedTransfer,
     tx: Transaction,
-    transfer: chain::accounts::Transfer,
     arrived: Instant,
 }
 
@@ -135,13 +133,7 @@ pub struct AccountsPool {
     /// is not scanned again on every turn of the loop.
     stuck: Cell<bool>,
     /// The transfers [`AccountsPool::select`] last returned, in order.
-    selected: RefCell<Vec<(SignedTransfer, Origin)>>,
-    /// The transfers of the block last vouched for (the one being mined), for
-    /// [`AccountsPool::prevouch`].
-    building: Vec<SignedTransfer>,
-    /// Decompressed sender keys for [`AccountsPool::vouch`] (a cache, bounded by
-    /// [`KEY_CACHE`]; senders seen on the chain use the ledger's).
-    keys: HashMap<Address, VerifyingKey>,
+    selected: RefCell<Vec<VerifiedTransfer>>,
     /// When [`AccountsPool::on_block`] next sweeps the whole pool.
     next_sweep: Option<Instant>,
 }
@@ -149,9 +141,6 @@ pub struct AccountsPool {
 /// How often [`AccountsPool::on_block`] sweeps every pending transfer (for those held
 /// longer than [`HOLD_TIME`]); between sweeps it visits the block's senders only.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
-
-/// Most keys in [`AccountsPool`]'s cache before it is cleared.
-const KEY_CACHE: usize = 100_000;
 
 /// How many of `txs` (a selection, in order) fit in `room` bytes of block with
 /// `separator` bytes between transactions: a block takes that prefix.
@@ -178,8 +167,6 @@ impl AccountsPool {
             verifier: None,
             stuck: Cell::new(false),
             selected: RefCell::new(Vec::new()),
-            building: Vec::new(),
-            keys: HashMap::new(),
             next_sweep: None,
         }
     }
@@ -404,7 +391,7 @@ impl AccountsPool {
                 return Err(AccountsError::ConflictsWithPending {
                     partition: held.origin.partition,
                     offset: held.origin.offset,
-                    same: if held.sig == signed.sig {
+                    same: if held.verified.signed().sig == signed.sig {
                         ", same bytes: a replay"
                     } else {
                         ""
@@ -439,9 +426,8 @@ impl AccountsPool {
             t.nonce,
             Held {
                 origin,
-                sig: signed.sig,
+                verified,
                 tx,
-                transfer: t,
                 arrived: Instant::now(),
             },
         );
@@ -521,91 +507,16 @@ impl AccountsPool {
         }
     }
 
-    /// Checks the signatures of the first `count` transfers of the last
-    /// [`AccountsPool::select`] in one batch, exactly as the block carrying them will be
-    /// checked ([`crate::chain::accounts::Ledger::vouch`]), so our own block is not
-    /// checked again when it comes back. If the batch fails (a transfer whose signer
-    /// gave its signature a small-order component can pass the intake's batch and fail
-    /// this one), the transfers that fail are dropped from the pool and returned with
-    /// the reason, and the caller builds again without them.
-    pub fn vouch(
-        &mut self,
-        chain: &ChainState,
-        pool: &mut Pool,
-        count: usize,
-    ) -> Result<(), Vec<(Origin, AccountsError)>> {
+    /// Vouches for the block about to be mined from the first `count` transfers of
+    /// the last [`AccountsPool::select`] ([`crate::chain::accounts::Ledger::vouch`]):
+    /// their signatures verified at intake, so the block's check passes, and it is not
+    /// run again when our block comes back from the chain topic.
+    pub fn vouch(&mut self, chain: &ChainState, count: usize) {
         let Some(ledger) = chain.accounts() else {
-            return Ok(());
+            return;
         };
         let selected = std::mem::take(&mut *self.selected.borrow_mut());
-        let selected = &selected[..count.min(selected.len())];
-        let transfers: Vec<SignedTransfer> = selected.iter().map(|(t, _)| *t).collect();
-        if self.keys.len() > KEY_CACHE {
-            self.keys.clear();
-        }
-        let bad = match ledger.vouch(&transfers, &mut self.keys) {
-            Ok(()) => {
-                self.building = transfers;
-                return Ok(());
-            }
-            Err(bad) => bad,
-        };
-        self.building.clear();
-        let bad: Vec<(Origin, AccountsError)> = bad
-            .into_iter()
-            .filter_map(|(i, e)| selected.get(i).map(|(_, o)| (*o, e)))
-            .collect();
-        let origins: Vec<Origin> = bad.iter().map(|(o, _)| *o).collect();
-        pool.remove(&origins);
-        for (t, o) in selected {
-            if origins.contains(o) {
-                if let Some(held) = self.by_sender.get_mut(&t.transfer.from) {
-                    held.remove(&t.transfer.nonce);
-                }
-            }
-        }
-        self.stuck.set(false);
-        Err(bad)
-    }
-
-    /// Speculation, while the block last vouched for is published and on its way
-    /// back: selects the block that would follow it (the same selection
-    /// [`AccountsPool::select`] will make once it is on the chain, unless something
-    /// changes meanwhile), cut to `room` bytes as the node cuts it, and runs its batch
-    /// check now, so that building the next block finds it vouched for and does not
-    /// wait for the check. Only saves work: a different selection is checked then.
-    pub fn prevouch(
-        &mut self,
-        chain: &ChainState,
-        pool: &Pool,
-        n: usize,
-        room: usize,
-        separator: usize,
-    ) {
-        let Some(ledger) = chain.accounts() else {
-            return;
-        };
-        if self.building.is_empty() {
-            return;
-        }
-        let mut view = ledger.view();
-        for t in &self.building {
-            if view.apply(&t.transfer).is_err() {
-                return;
-            }
-        }
-        let mut next = Vec::new();
-        let txs = self.choose(view, pool, n, &mut next);
-        next.truncate(fitting(&txs, room, separator));
-        if next.is_empty() {
-            return;
-        }
-        if self.keys.len() > KEY_CACHE {
-            self.keys.clear();
-        }
-        let transfers: Vec<SignedTransfer> = next.iter().map(|(t, _)| *t).collect();
-        // A failure is found again, and handled, when the block is built.
-        let _ = ledger.vouch(&transfers, &mut self.keys);
+        ledger.vouch(&selected[..count.min(selected.len())]);
     }
 
     /// Up to `n` transfers for the next block on the tip, oldest sender first, each
@@ -625,13 +536,13 @@ impl AccountsPool {
     }
 
     /// The selection of [`AccountsPool::select`] on top of `view`; `selected` gets
-    /// each transfer with its origin.
+    /// each transfer.
     fn choose(
         &self,
         mut view: LedgerView<'_>,
         pool: &Pool,
         n: usize,
-        selected: &mut Vec<(SignedTransfer, Origin)>,
+        selected: &mut Vec<VerifiedTransfer>,
     ) -> Vec<Transaction> {
         let mut out = Vec::new();
         for entry in &self.order {
@@ -654,17 +565,11 @@ impl AccountsPool {
                 let Some(h) = held.get(&next).filter(|h| pool.contains(h.origin)) else {
                     break;
                 };
-                if view.apply(&h.transfer).is_err() {
+                if view.apply(h.verified.transfer()).is_err() {
                     break;
                 }
                 out.push(h.tx.clone());
-                selected.push((
-                    SignedTransfer {
-                        transfer: h.transfer,
-                        sig: h.sig,
-                    },
-                    h.origin,
-                ));
+                selected.push(h.verified);
                 next += 1;
             }
         }
@@ -843,7 +748,7 @@ mod tests {
     }
 
     #[test]
-    fn the_next_block_is_checked_while_ours_travels() {
+    fn our_block_is_vouched_for_exactly_as_selected() {
         let mut s = chain();
         let mut pool = Pool::new();
         let mut ap = AccountsPool::new(CHAIN);
@@ -872,23 +777,26 @@ mod tests {
                 })
                 .collect()
         };
-        // Blocks of two: ours carries nonces 0 and 1.
+        // Blocks of two: ours carries nonces 0 and 1, verified at intake.
         let ours = ap.select(&s, &pool, 2);
-        ap.vouch(&s, &mut pool, ours.len())
-            .expect("good signatures");
+        assert_eq!(ours.len(), 2);
+        ap.vouch(&s, ours.len());
         let ledger = s.accounts().unwrap();
         assert!(ledger.is_vouched(&signed_of(&ours)));
-        ap.prevouch(&s, &pool, 2, usize::MAX, 0);
-        // Ours lands: the next block (nonces 2 and 3) was checked before it was built.
+        assert!(
+            !ledger.is_vouched(&signed_of(&ours[..1])),
+            "only that exact block"
+        );
+        // It lands (its batch skipped), and the next one is vouched when built.
         mine(&mut s, &ours);
         pool.remove(&[at(0), at(1)]);
         ap.on_block(&s, &mut pool);
         let next = ap.select(&s, &pool, 2);
         assert_eq!(next.len(), 2);
-        assert!(s.accounts().unwrap().is_vouched(&signed_of(&next)));
-        // Vouching it again finds it vouched for; a different block is not.
-        ap.vouch(&s, &mut pool, next.len()).expect("vouched");
-        assert!(!s.accounts().unwrap().is_vouched(&signed_of(&next[..1])));
+        assert!(!s.accounts().unwrap().is_vouched(&signed_of(&next)));
+        ap.vouch(&s, 1);
+        assert!(s.accounts().unwrap().is_vouched(&signed_of(&next[..1])));
+        assert!(!s.accounts().unwrap().is_vouched(&signed_of(&next)));
     }
 
     #[test]

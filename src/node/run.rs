@@ -1022,23 +1022,8 @@ impl Node {
                 // so the byte budget cuts it from the end.
                 let mut txs = accounts.select(&self.chain, &self.pool, self.budget.max_txs());
                 txs.truncate(accounts_pool::fitting(&txs, room, BLOCK_TX_SEPARATOR_BYTES));
-                // The block's signature batch, run now: never mine a block that fails.
-                if let Err(bad) = accounts.vouch(&self.chain, &mut self.pool, txs.len()) {
-                    for (origin, reason) in bad {
-                        self.summary.malformed_txs += 1;
-                        self.pool.consumed(origin.partition, origin.offset);
-                        if !self.skip_warnings.rejected.admit(Instant::now(), &reason) {
-                            continue;
-                        }
-                        warn!(
-                            partition = origin.partition,
-                            offset = origin.offset,
-                            %reason,
-                            "rejected transfer at block building"
-                        );
-                    }
-                    return;
-                }
+                // Verified at intake: our block passes every node's signature check.
+                accounts.vouch(&self.chain, txs.len());
                 txs
             }
             None => self
@@ -1173,18 +1158,6 @@ impl Node {
             mined_in,
             txs,
         };
-        if let Some(accounts) = &mut self.accounts {
-            // While the block travels: check the next one's signatures now.
-            let reward = Transaction::reward(&self.id, &self.config.reward);
-            let room = self.budget.tx_bytes(reward.encoded_len());
-            accounts.prevouch(
-                &self.chain,
-                &self.pool,
-                self.budget.max_txs(),
-                room,
-                BLOCK_TX_SEPARATOR_BYTES,
-            );
-        }
     }
 
     fn on_delivery(&mut self, delivery: Delivery) {

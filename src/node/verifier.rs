@@ -3,7 +3,7 @@
 //! The node loop hands each transactions-topic record it takes to
 //! [`super::accounts_pool::AccountsPool`], which parses it and queues it here in
 //! numbered jobs; this thread checks the signatures of a whole job with one
-//! `ed25519_dalek::verify_batch` and answers with one verdict per record
+//! batch check ([`crate::chain::accounts::sigcheck`]) and answers with one verdict per record
 //! ([`crate::chain::accounts::verify_many`]: a failed batch is split in halves to find
 //! the bad signatures).
 //!

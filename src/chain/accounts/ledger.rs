@@ -8,11 +8,12 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
-use ed25519_dalek::{Signature, VerifyingKey};
+use ed25519_dalek::VerifyingKey;
 use sha2::{Digest, Sha256};
 
 use super::address::{Address, ChainId};
-use super::transfer::{read_amount, text, SignedTransfer, Transfer, SIGNED_LEN};
+use super::sigcheck::{self, Item};
+use super::transfer::{read_amount, text, SignedTransfer, Transfer, VerifiedTransfer, SIGNED_LEN};
 use super::AccountsError;
 use crate::chain::canonical::{Kind, Tape};
 use crate::chain::rules::RuleError;
@@ -47,10 +48,12 @@ pub struct Ledger {
 /// How many vouched batches are remembered (a block being mined, a few spare).
 const VOUCHED: usize = 8;
 
-/// The digests of batches known to pass: a cache that only saves work. `verify_batch`
-/// is deterministic for given inputs, and the digest covers every input (each
-/// transfer's signed bytes, which hold the sender's key, and its signature, in order),
-/// so skipping a vouched batch gives exactly the verdict running it would.
+/// The digests of batches known to pass: a cache that only saves work. Every
+/// signature of a vouched batch verified for this chain, a batch passes exactly when
+/// each of its signatures does ([`super::sigcheck`]), and the digest covers every
+/// input (each transfer's signed bytes, which hold the sender's key, and its
+/// signature, in order), so skipping a vouched batch gives the verdict running it
+/// would.
 #[derive(Default)]
 struct Vouched(Mutex<VecDeque<VouchedBatch>>);
 
@@ -233,82 +236,40 @@ impl Ledger {
         &self.last_senders
     }
 
-    /// Runs the batch signature check a block carrying exactly `transfers` (in this
-    /// order) would get, for a node about to mine them. If it passes, the block is
-    /// vouched for: when it comes back from the chain topic its batch is not run again
-    /// (the verdict would be the same). If it fails, the indexes of the transfers that
-    /// fail alone (`verify_strict`), with the reason: such a block would be rejected by
-    /// every node, so the miner drops them instead of mining it.
-    ///
-    /// A batch already vouched for (the same transfers selected again, after a held
-    /// block was dropped or a speculative check) passes without being run again.
-    /// `keys` is the caller's cache of decompressed sender keys (a key is a function
-    /// of its address, so a cache gives exactly the key decompression would); keys of
-    /// senders seen on the chain come from the ledger's own cache.
-    pub fn vouch(
-        &self,
-        transfers: &[SignedTransfer],
-        keys_cache: &mut HashMap<Address, VerifyingKey>,
-    ) -> Result<(), Vec<(usize, AccountsError)>> {
-        let mut keys = Vec::with_capacity(transfers.len());
-        let mut bad = Vec::new();
-        for (i, t) in transfers.iter().enumerate() {
-            let from = t.transfer.from;
-            let key = match self.keys.get(&from).or_else(|| keys_cache.get(&from)) {
-                Some(k) => Ok(*k),
-                None => from.key("sender").inspect(|k| {
-                    keys_cache.insert(from, *k);
-                }),
-            };
-            match key {
-                Ok(k) => keys.push(k),
-                Err(e) => bad.push((i, e)),
-            }
-        }
-        if !bad.is_empty() {
-            return Err(bad);
+    /// Vouches for a block carrying exactly `transfers` (in this order), for a node
+    /// about to mine them: each one's signature verified for this chain (at intake), so
+    /// the block's batch check passes ([`super::sigcheck`]: a batch's verdict is that
+    /// of each signature alone), and when the block comes back from the chain topic
+    /// its batch is not run again. Transfers verified for another chain id are not
+    /// vouched for (their block is checked in full).
+    pub fn vouch(&self, transfers: &[VerifiedTransfer]) {
+        let Some(first) = transfers.first() else {
+            return;
+        };
+        if transfers.iter().any(|t| t.chain() != &self.chain_id) {
+            return;
         }
         let messages: Vec<[u8; SIGNED_LEN]> = transfers
             .iter()
-            .map(|t| t.transfer.signing_bytes(&self.chain_id))
+            .map(|t| t.transfer().signing_bytes(&self.chain_id))
             .collect();
-        let Some(first) = transfers.first() else {
-            return Ok(());
-        };
         let batch = VouchedBatch {
             len: transfers.len(),
-            first_sig: first.sig,
-            digest: batch_digest(messages.iter().zip(transfers.iter().map(|t| &t.sig))),
+            first_sig: first.signed().sig,
+            digest: batch_digest(
+                messages
+                    .iter()
+                    .zip(transfers.iter().map(|t| &t.signed().sig)),
+            ),
         };
-        if self.vouched.lock().contains(&batch) {
-            return Ok(());
+        let mut vouched = self.vouched.lock();
+        if vouched.contains(&batch) {
+            return;
         }
-        let sigs: Vec<Signature> = transfers
-            .iter()
-            .map(|t| Signature::from_bytes(&t.sig))
-            .collect();
-        let refs: Vec<&[u8]> = messages.iter().map(|m| &m[..]).collect();
-        if ed25519_dalek::verify_batch(&refs, &sigs, &keys).is_ok() {
-            let mut vouched = self.vouched.lock();
-            if vouched.len() >= VOUCHED {
-                vouched.pop_front();
-            }
-            vouched.push_back(batch);
-            return Ok(());
+        if vouched.len() >= VOUCHED {
+            vouched.pop_front();
         }
-        for (i, (t, k)) in transfers.iter().zip(&keys).enumerate() {
-            if let Err(e) = t.verify_with(k, &self.chain_id) {
-                bad.push((i, e));
-            }
-        }
-        if bad.is_empty() {
-            // Cannot happen (transfers that each verify strictly pass any batch), but
-            // never mine a block that would fail: drop them all.
-            bad = (0..transfers.len())
-                .map(|i| (i, AccountsError::BatchFailed))
-                .collect();
-        }
-        Err(bad)
+        vouched.push_back(batch);
     }
 
     /// Whether a block carrying exactly `transfers` (in this order) is vouched for:
@@ -341,7 +302,6 @@ impl Ledger {
         block: &[BlockTx],
     ) -> Result<Vec<(Address, VerifyingKey)>, RuleError> {
         let mut messages = Vec::with_capacity(block.len());
-        let mut sigs = Vec::with_capacity(block.len());
         let mut keys = Vec::with_capacity(block.len());
         let mut indexes = Vec::with_capacity(block.len());
         // Keys of senders new to the ledger, each decompressed once per block (a block
@@ -361,7 +321,6 @@ impl Ledger {
                 }
             };
             messages.push(t.transfer.signing_bytes(&self.chain_id));
-            sigs.push(Signature::from_bytes(&t.sig));
             keys.push(key);
             indexes.push(i);
         }
@@ -369,7 +328,7 @@ impl Ledger {
         if messages.is_empty() {
             return Ok(new_keys);
         }
-        // A batch this node already ran (its own block, checked before mining).
+        // A batch this node vouched for (its own block, of transfers it verified).
         let block_sigs = || {
             indexes.iter().filter_map(|&i| match &block[i] {
                 BlockTx::Transfer(t) => Some(&t.sig),
@@ -389,8 +348,17 @@ impl Ledger {
         {
             return Ok(new_keys);
         }
-        let refs: Vec<&[u8]> = messages.iter().map(|m| &m[..]).collect();
-        if ed25519_dalek::verify_batch(&refs, &sigs, &keys).is_ok() {
+        let items: Vec<Item> = messages
+            .iter()
+            .zip(block_sigs())
+            .zip(&keys)
+            .map(|((msg, sig), key)| Item {
+                key,
+                msg: &msg[..],
+                sig,
+            })
+            .collect();
+        if sigcheck::verify_batch(&items) {
             return Ok(new_keys);
         }
         // Name the first transfer that fails on its own.

@@ -11,6 +11,8 @@
 //!   that expects verified data.
 //! - [`ledger`]: balances and nonces ([`Ledger`]) and the block check that applies a
 //!   block's transfers in order, all or nothing.
+//! - [`sigcheck`]: the signature rule (ed25519, ZIP 215's cofactored equation), alone
+//!   and in batches.
 //! - [`genesis`]: the genesis block of an accounts chain (allocations, reward, chain id).
 //!
 //! Invariants:
@@ -20,14 +22,15 @@
 //!    valid only with exactly that nonce, so each signed transfer lands at most once.
 //! 3. The signature covers the chain id, so a transfer is valid on one chain only.
 //! 4. A block is applied whole or not at all; its signatures are verified in one
-//!    batch (ed25519-dalek `verify_batch`, deterministic for given inputs, so every
-//!    node reaches the same verdict), falling back to single `verify_strict` only to
-//!    name the bad transfer.
+//!    batch under the cofactored rule of [`sigcheck`], whose verdict is that of each
+//!    signature alone (so every node reaches the same verdict, whatever the batch),
+//!    falling back to single checks only to name the bad transfer.
 //! 5. State is one entry per account: memory grows with accounts, not chain length.
 
 pub mod address;
 pub mod genesis;
 pub mod ledger;
+pub mod sigcheck;
 pub mod transfer;
 
 #[cfg(test)]

@@ -316,23 +316,36 @@ fn allocation_files() {
 }
 
 #[test]
-fn vouching_names_bad_signatures_and_never_covers_altered_transfers() {
+fn vouching_covers_verified_transfers_of_this_chain_only_and_never_altered_ones() {
     let mut s = state();
     let good = [transfer(1, 3, 30, 0), transfer(2, 3, 1, 0)];
-    let mut forged = transfer(1, 3, 30, 1);
-    forged.sig[5] ^= 1;
+    let verified: Vec<VerifiedTransfer> = good
+        .iter()
+        .map(|t| t.verify(&CHAIN).expect("verifies"))
+        .collect();
     let ledger = s.accounts().unwrap();
-    let bad = ledger
-        .vouch(&[good[0], forged, good[1]], &mut Default::default())
-        .expect_err("a bad signature fails the batch");
-    assert_eq!(bad.len(), 1);
-    assert_eq!(bad[0].0, 1);
-    assert!(matches!(bad[0].1, AccountsError::BadSignature { .. }));
-    // Vouched for: the block applies. A block with the same transfers but one
-    // signature altered has other inputs, so it is checked, and refused.
-    ledger
-        .vouch(&good, &mut Default::default())
-        .expect("good transfers pass");
+    // Verified for another chain: not vouched for here.
+    let elsewhere = ChainId([7; 32]);
+    let theirs: Vec<VerifiedTransfer> = [1, 2]
+        .iter()
+        .map(|&n| {
+            Transfer {
+                from: addr(n),
+                to: addr(3),
+                amount: 1,
+                nonce: 0,
+            }
+            .sign(&key(n), &elsewhere)
+            .verify(&elsewhere)
+            .expect("verifies there")
+        })
+        .collect();
+    ledger.vouch(&theirs);
+    assert!(!ledger.is_vouched(&theirs.iter().map(|t| *t.signed()).collect::<Vec<_>>()));
+    ledger.vouch(&verified);
+    assert!(ledger.is_vouched(&good));
+    // A block with the same transfers but one signature altered has other inputs,
+    // so it is checked, and refused.
     let mut altered = good;
     altered[1].sig[7] ^= 1;
     let (index, reason) = at(refused(&mut s, &[tx(&altered[0]), tx(&altered[1])]));

@@ -10,9 +10,10 @@
 //! Signed bytes (143 bytes): [`DOMAIN`] ‖ chain id (32) ‖ from (32) ‖ to (32) ‖
 //! amount (u64 big-endian) ‖ nonce (u64 big-endian).
 
-use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 
 use super::address::{Address, ChainId};
+use super::sigcheck::{self, Item};
 use super::{AccountsError, MAX_AMOUNT};
 use crate::chain::canonical::{decode_string, Kind, Tape};
 use crate::chain::hash::decode_lower_hex;
@@ -69,12 +70,17 @@ pub struct SignedTransfer {
     pub sig: [u8; 64],
 }
 
-/// A transfer whose signature verified (with `verify_strict`) for the chain id it
-/// was checked against. Only [`SignedTransfer::verify`] makes one.
+/// A transfer whose signature verified (under [`sigcheck`]'s rule, alone or in a
+/// batch: the verdict is the same) for the chain id it was checked against. Only [`SignedTransfer::verify`] makes one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct VerifiedTransfer(SignedTransfer);
+pub struct VerifiedTransfer(SignedTransfer, ChainId);
 
 impl VerifiedTransfer {
+    /// The chain id its signature verified for.
+    pub fn chain(&self) -> &ChainId {
+        &self.1
+    }
+
     pub fn transfer(&self) -> &Transfer {
         &self.0.transfer
     }
@@ -122,8 +128,8 @@ impl SignedTransfer {
         read(tape, s, idx, Form::InBlock)
     }
 
-    /// Checks the signature for `chain`: strict ed25519 (no small-order keys or `R`,
-    /// canonical `s`), against the sender's key.
+    /// Checks the signature for `chain` against the sender's key ([`sigcheck`]'s rule:
+    /// no small-order key, canonical `s`, the cofactored equation).
     pub fn verify(&self, chain: &ChainId) -> Result<VerifiedTransfer, AccountsError> {
         let key = self.transfer.from.key("from")?;
         self.verify_with(&key, chain)
@@ -142,13 +148,20 @@ impl SignedTransfer {
                 chain: *chain,
             });
         }
-        let sig = Signature::from_bytes(&self.sig);
-        key.verify_strict(&self.transfer.signing_bytes(chain), &sig)
-            .map(|()| VerifiedTransfer(*self))
-            .map_err(|_| AccountsError::BadSignature {
+        let msg = self.transfer.signing_bytes(chain);
+        let item = Item {
+            key,
+            msg: &msg,
+            sig: &self.sig,
+        };
+        if sigcheck::verify(&item) {
+            Ok(VerifiedTransfer(*self, *chain))
+        } else {
+            Err(AccountsError::BadSignature {
                 from: self.transfer.from,
                 chain: *chain,
             })
+        }
     }
 
     /// The block form without checking the signature: for building deliberately
@@ -188,14 +201,11 @@ impl SignedTransfer {
 }
 
 /// Checks many transfers' signatures for `chain` at once, in order: one
-/// `ed25519_dalek::verify_batch` over all of them; only if that fails are they split
-/// in halves (down to a few, then `verify_strict` each) to name the bad ones, so one
-/// bad signature costs a few extra batches, not a single check per transfer.
-///
-/// A batch agrees with `verify_strict` on every honestly made signature; it can pass
-/// one that `verify_strict` refuses only if its signer deliberately gave it a
-/// small-order component (the signer's own trick, never a forgery of another key).
-/// Block validity does not depend on this function: [`super::Ledger`] checks a block's
+/// [`sigcheck::verify_batch`] over all of them; only if that fails are they split in
+/// halves (down to a few, then each alone) to name the bad ones, so one bad signature
+/// costs a few extra batches, not a single check per transfer. A batch passes exactly
+/// when each of its signatures verifies alone, so every verdict is that of the
+/// transfer alone. Block validity does not depend on this function: [`super::Ledger`] checks a block's
 /// signatures itself.
 ///
 /// `keys` caches decompressed sender keys between calls (the caller bounds it).
@@ -218,7 +228,7 @@ pub fn verify_many(
         match key {
             Ok(k) => {
                 items.push((i, k, t.transfer.signing_bytes(chain)));
-                out.push(Ok(VerifiedTransfer(*t)));
+                out.push(Ok(VerifiedTransfer(*t, *chain)));
             }
             Err(e) => out.push(Err(e)),
         }
@@ -237,13 +247,15 @@ pub fn verify_many(
             }
             continue;
         }
-        let messages: Vec<&[u8]> = part.iter().map(|(_, _, m)| &m[..]).collect();
-        let sigs: Vec<Signature> = part
+        let checks: Vec<Item> = part
             .iter()
-            .map(|(i, _, _)| Signature::from_bytes(&batch[*i].sig))
+            .map(|(i, key, msg)| Item {
+                key,
+                msg: &msg[..],
+                sig: &batch[*i].sig,
+            })
             .collect();
-        let part_keys: Vec<VerifyingKey> = part.iter().map(|(_, k, _)| *k).collect();
-        if ed25519_dalek::verify_batch(&messages, &sigs, &part_keys).is_err() {
+        if !sigcheck::verify_batch(&checks) {
             let mid = lo + (hi - lo) / 2;
             ranges.push((mid, hi));
             ranges.push((lo, mid));
