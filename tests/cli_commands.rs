@@ -197,3 +197,27 @@ fn malformed_librdkafka_settings_fail_clearly() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn an_accounts_bench_with_too_few_senders_is_refused_before_it_starts() {
+    // 100 transfers per sender: most would be rejected as nonces too far ahead, and
+    // the run would stall instead of measuring (it did, at 73-84k of 102k).
+    let args: Vec<String> = [
+        "bench",
+        "--rules",
+        "accounts",
+        "--txs",
+        "100000",
+        "--senders",
+        "1000",
+        "--brokers",
+        "127.0.0.1:1",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let out = kafkachain(&args);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("use --senders 1588 or more"), "{err}");
+}

@@ -123,6 +123,23 @@ struct Compare {
 }
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
+    if matches!(args.rules, RulesArg::Accounts) {
+        // Sender i % n signs transfer i with nonce i / n, and the whole run is sent at
+        // once: a node holds at most HOLD_WINDOW - 1 nonces ahead of the chain and
+        // rejects the rest, so more transfers per sender would be refused, not measured.
+        let per_sender = crate::node::accounts_pool::HOLD_WINDOW - 1;
+        let most = per_sender.saturating_mul(args.senders as u64);
+        if args.txs > most {
+            anyhow::bail!(
+                "--txs {} over --senders {} is more than {per_sender} transfers per sender, \
+                 beyond the nonces a node holds ahead of the chain (they would be rejected \
+                 as too high); use --senders {} or more",
+                args.txs,
+                args.senders,
+                args.txs.div_ceil(per_sender)
+            );
+        }
+    }
     let mut local = None;
     let brokers = match &args.brokers {
         Some(b) => b.clone(),
