@@ -70,26 +70,6 @@ pub struct LedgerReport {
     pub node_memory: Vec<NodeMemory>,
 }
 
-/// Asks the kernel to send the node SIGTERM when the thread that started it (the
-/// bench's main thread) ends, so a bench that is killed leaves no nodes behind.
-fn stop_with_parent(command: &mut Command) {
-    use std::os::unix::process::CommandExt;
-    let parent = std::process::id() as libc::pid_t;
-    // SAFETY: the closure only makes async-signal-safe syscalls (prctl, getppid, _exit).
-    unsafe {
-        command.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM, 0, 0, 0) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The bench may have died before prctl took effect.
-            if libc::getppid() != parent {
-                libc::_exit(1);
-            }
-            Ok(())
-        });
-    }
-}
-
 struct NodeProcess {
     name: String,
     child: Child,
@@ -199,7 +179,8 @@ fn start_node(
     for (key, value) in &kafka.settings {
         command.arg("-X").arg(format!("{key}={value}"));
     }
-    stop_with_parent(&mut command);
+    // A bench that is killed leaves no nodes behind.
+    super::die_with_parent(&mut command, libc::SIGTERM);
     let child = command.spawn().context("starting a node process")?;
     let mut node = NodeProcess {
         name,

@@ -23,6 +23,27 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+/// Asks the kernel to send the child `signal` when the thread that spawns it exits
+/// (`PR_SET_PDEATHSIG`: the *thread*, not the process, so spawn from one that lives as
+/// long as the child should), so children die with their parent however it ends.
+pub fn die_with_parent(command: &mut std::process::Command, signal: libc::c_int) {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: the closure only makes async-signal-safe syscalls (prctl, getppid, _exit).
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, signal, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died before prctl took effect.
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Unique topic names so runs never interfere.
 pub fn unique(prefix: &str) -> String {
     format!(

@@ -224,21 +224,7 @@ impl Drop for Tansu {
 /// Asks the child to be SIGKILLed when the thread that spawned it exits (so a test's
 /// nodes, servers and drivers die with it, however it ends: no orphans on Ctrl-C).
 pub fn set_parent_death_signal(cmd: &mut Command) {
-    use std::os::unix::process::CommandExt;
-    let parent = std::process::id() as libc::pid_t;
-    // SAFETY: the closure only makes async-signal-safe syscalls (prctl, getppid).
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The parent may have died before prctl took effect.
-            if libc::getppid() != parent {
-                libc::_exit(1);
-            }
-            Ok(())
-        });
-    }
+    kafkachain::bench::die_with_parent(cmd, libc::SIGKILL);
 }
 
 /// The Tansu binary: `$KAFKACHAIN_TANSU`, the scripts/setup install, or `tansu` on PATH.
