@@ -1009,9 +1009,6 @@ impl Node {
         if !self.turn.may_build(Instant::now()) {
             return;
         }
-        if self.turn.built_after_waiting() {
-            debug!("built after waiting for our turn: the first in line published nothing");
-        }
         let (Some(tip), Some(rules)) = (self.chain.tip(), self.chain.rules()) else {
             return;
         };
@@ -1075,6 +1072,9 @@ impl Node {
         let id = self.next_job;
         self.next_job += 1;
         self.miner.submit(id, template.work());
+        if self.turn.built_after_waiting() {
+            debug!("built after waiting for our turn: the first in line published nothing");
+        }
         self.stage = Stage::Mining {
             id,
             template,

@@ -187,7 +187,7 @@ pub struct TipTurn {
     starts: Instant,
     /// The usual rule asked for a block before `starts`.
     waited: bool,
-    /// A block was started on this tip.
+    /// The turn had started when a block was due: the node went on to build.
     built: bool,
 }
 
