@@ -65,9 +65,10 @@ pub struct NodeArgs {
     /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9464).
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<std::net::SocketAddr>,
-    /// Publishing turns: when another node is first in line for the next block, hold
-    /// a solved block for the block timeout plus this long per place behind it, and drop
-    /// it if that node's block comes first (0 = publish at once; docs/consensus.md).
+    /// Publishing turns: when another node is first in line for the next block, build
+    /// nothing until this long per place behind it after reading the tip, and build
+    /// nothing at all if that node's block comes first (0 = build whenever a block is
+    /// due; docs/consensus.md).
     #[arg(long, default_value = "100ms", value_parser = parse_duration)]
     pub turn_grace: Duration,
 }

@@ -44,7 +44,7 @@ use super::accounts_pool::{self, AccountsPool, Offered};
 use super::budget::BlockBudget;
 use super::miner::{MineResult, MinerThread};
 use super::pool::Pool;
-use super::turn::Turns;
+use super::turn::{TipTurn, Turns};
 use super::warn_limit::SkipWarnings;
 use super::{identity, Shutdown};
 use crate::chain::{
@@ -80,8 +80,8 @@ pub struct NodeConfig {
     pub genesis_alloc: std::collections::BTreeMap<chain::accounts::Address, u64>,
     /// Prometheus metrics to update (`--metrics`).
     pub metrics: Option<Arc<super::metrics::NodeMetrics>>,
-    /// Publishing turns: a node not first in line holds a solved block this long per
-    /// rank after reading the tip (`node::turn`; zero = publish at once).
+    /// Publishing turns: a node not first in line builds nothing until this long per
+    /// rank after reading the tip (`node::turn`; zero = build whenever due).
     pub turn_grace: Duration,
 }
 
@@ -160,8 +160,9 @@ pub struct NodeSummary {
     pub oversized_txs: u64,
     pub txs_already_on_chain: u64,
     pub publish_failures: u64,
-    /// Solved blocks held for another node's turn and dropped when its block came first.
-    pub held_dropped: u64,
+    /// Heights where a block was due but this node waited for its turn, and another
+    /// node's block came first (nothing built, nothing mined).
+    pub turns_yielded: u64,
 }
 
 /// What the loop is doing about the next block.
@@ -172,15 +173,6 @@ enum Stage {
         id: u64,
         template: BlockTemplate,
         txs: usize,
-    },
-    /// Block `id` solved, held until `until` because another node goes first.
-    Holding {
-        id: u64,
-        block: Vec<u8>,
-        until: Instant,
-        mined_in: Duration,
-        txs: usize,
-        index: u64,
     },
     /// Published block `id`; waiting to read a block back from the chain topic.
     Awaiting {
@@ -272,9 +264,9 @@ pub struct Node {
     txs_on_chain_since_status: u64,
     /// Warnings about skipped records, rate-limited (the counters are not).
     skip_warnings: SkipWarnings,
-    /// Whose turn it is to publish on the current tip, and when we read that tip.
+    /// Whose turn it is to publish, and this node's turn on the current tip.
     turns: Turns,
-    tip_seen: Instant,
+    turn: TipTurn,
 }
 
 fn now_seconds() -> f64 {
@@ -404,7 +396,7 @@ impl Node {
             txs_on_chain_since_status: 0,
             skip_warnings: SkipWarnings::new(),
             turns: Turns::new(config_turn_grace),
-            tip_seen: Instant::now(),
+            turn: TipTurn::free(Instant::now()),
         };
         node.track_claims();
         node.replay(end, shutdown)?;
@@ -618,13 +610,14 @@ impl Node {
             } else {
                 crossbeam_channel::never()
             };
-            let hold = match self.stage {
-                Stage::Holding { until, .. } => crossbeam_channel::at(until),
+            // Waiting for our turn on this tip (`node::turn`): look again when it comes.
+            let turn = match self.turn.wake(Instant::now()) {
+                Some(at) if matches!(self.stage, Stage::Idle) => crossbeam_channel::at(at),
                 _ => crossbeam_channel::never(),
             };
             select! {
                 recv(self.chain_rx) -> msg => self.on_chain_batch(msg)?,
-                recv(hold) -> _ => self.publish_held(),
+                recv(turn) -> _ => {},
                 recv(self.control_rx) -> msg => if let Ok(event) = msg { self.on_intake(event, Instant::now()) },
                 recv(intake_rx) -> msg => if let Ok(event) = msg {
                     // Assignments before the records that follow them.
@@ -767,18 +760,17 @@ impl Node {
             );
         }
         self.turns.on_block(block.miner.as_deref());
-        self.tip_seen = Instant::now();
-        // The tip moved: whatever we were mining, holding or waiting for is now stale.
-        match self.stage {
-            Stage::Mining { .. } => self.miner.cancel(),
-            Stage::Holding { index, .. } => {
-                self.summary.held_dropped += 1;
-                debug!(
-                    height = index,
-                    "dropped a held block: another node's came first"
-                );
-            }
-            _ => {}
+        if self.turn.yielded() {
+            self.summary.turns_yielded += 1;
+            debug!(
+                height = block.index,
+                "yielded a height: waited for our turn and the first in line's block came"
+            );
+        }
+        self.turn = TipTurn::new(&self.turns, block.hash.as_bytes(), &self.id, Instant::now());
+        // The tip moved: whatever we were mining or waiting for is now stale.
+        if let Stage::Mining { .. } = self.stage {
+            self.miner.cancel();
         }
         self.stage = Stage::Idle;
     }
@@ -1013,6 +1005,10 @@ impl Node {
         if !full && !waited && !my_turn {
             return;
         }
+        // Another node's turn first (`node::turn`): build nothing until ours comes.
+        if !self.turn.may_build(Instant::now()) {
+            return;
+        }
         let (Some(tip), Some(rules)) = (self.chain.tip(), self.chain.rules()) else {
             return;
         };
@@ -1061,6 +1057,9 @@ impl Node {
         let id = self.next_job;
         self.next_job += 1;
         self.miner.submit(id, template.work());
+        if self.turn.built_after_waiting() {
+            debug!("built after waiting for our turn: the first in line published nothing");
+        }
         self.stage = Stage::Mining {
             id,
             template,
@@ -1106,40 +1105,14 @@ impl Node {
         }
         let block = template.seal(mined.nonce);
         let (id, txs, index) = (*id, *txs, template.index());
-        // Another node's turn first? Hold the block (see `node::turn`).
-        let hold = match self.chain.tip() {
-            Some(tip) => self.turns.hold(tip.hash.as_bytes(), &self.id),
-            None => Duration::ZERO,
-        };
-        let until = self.tip_seen + hold;
-        self.stage = Stage::Holding {
-            id,
-            block,
-            until,
-            mined_in: result.elapsed,
-            txs,
-            index,
-        };
-        if Instant::now() >= until {
-            self.publish_held();
-        }
+        self.stage = Stage::Idle;
+        self.publish(id, &block, result.elapsed, txs, index);
         Ok(())
     }
 
-    /// Publishes the held block (its hold is over, or it never had one).
-    fn publish_held(&mut self) {
-        let Stage::Holding {
-            id,
-            block,
-            mined_in,
-            txs,
-            index,
-            ..
-        } = std::mem::replace(&mut self.stage, Stage::Idle)
-        else {
-            return;
-        };
-        if let Err(err) = self.publisher.send(id, Some(CHAIN_PARTITION), &block) {
+    /// Publishes a mined block (built on our turn: see `node::turn`).
+    fn publish(&mut self, id: u64, block: &[u8], mined_in: Duration, txs: usize, index: u64) {
+        if let Err(err) = self.publisher.send(id, Some(CHAIN_PARTITION), block) {
             self.publish_failed(id, block.len(), err.is_too_large(), &err.to_string());
             return;
         }
@@ -1148,7 +1121,7 @@ impl Node {
         info!(
             height = index,
             txs,
-            since_tip_ms = self.tip_seen.elapsed().as_millis() as u64,
+            since_tip_ms = self.turn.seen().elapsed().as_millis() as u64,
             mining_ms = mined_in.as_millis() as u64,
             "published block"
         );
@@ -1178,7 +1151,7 @@ impl Node {
     /// large, and build again shortly.
     fn publish_failed(&mut self, id: u64, len: usize, too_large: bool, err: &str) {
         self.summary.publish_failures += 1;
-        if matches!(self.stage, Stage::Mining { .. } | Stage::Holding { .. }) {
+        if matches!(self.stage, Stage::Mining { .. }) {
             self.stage = Stage::Idle;
         }
         if too_large && len > 0 {

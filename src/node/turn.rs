@@ -11,19 +11,23 @@
 //! half a block or when its oldest pending transaction waited half the block timeout
 //! (it is its turn, and nobody else publishes for a grace; a node that never mines by
 //! choice, with a huge block size and timeout, still never does), and publishes it as
-//! soon as it is mined; the node ranked `r ≥ 1` builds by the usual rule (a full block, or
-//! the oldest pending transaction waited the block timeout), holds the solved block
-//! until `min(r, MAX_RANK) × grace` after it read the tip, and drops it if a block at
-//! that height reaches the chain first. A node alone (it knows no other publisher)
-//! keeps the usual rule: there is nobody to race, and block size and timeout keep
-//! their meaning.
+//! soon as it is mined. The node ranked `r ≥ 1` waits for its turn ([`TipTurn`]): it
+//! does not build or mine anything until `min(r, MAX_RANK) × grace` after it read the
+//! tip; from then on it builds by the usual rule (a full block, or the oldest pending
+//! transaction waited the block timeout) on the tip as of that moment, mines and
+//! publishes at once. If a block at that height reaches the chain first, it has spent
+//! nothing on the height: no block built, no proof of work thrown away. (An earlier
+//! version built and mined at once and held the solved block until its turn; with two
+//! busy nodes that mined every height twice and dropped half of it.) A node alone (it
+//! knows no other publisher) keeps the usual rule: there is nobody to race, and block
+//! size and timeout keep their meaning.
 //!
 //! Invariants:
-//! - **Any node may extend the chain.** A node always counts itself; holding only
-//!   delays a publish, never forbids it, and the longest hold is `MAX_RANK × grace`
-//!   after the tip (a dead or idle node first in line costs the others at most that
-//!   per height, and leaves the known set once its last block is more than [`WINDOW`]
-//!   blocks deep).
+//! - **Any node may extend the chain.** A node always counts itself; waiting for its
+//!   turn only delays building, never forbids it, and the longest wait is
+//!   `MAX_RANK × grace` after the tip (a dead or idle node first in line costs the
+//!   others at most that plus one build and proof of work per height, and leaves the
+//!   known set once its last block is more than [`WINDOW`] blocks deep).
 //! - **Deterministic from the chain.** The known identities are the reward recipients
 //!   of the last [`WINDOW`] blocks plus the node itself, so nodes that have all won a
 //!   block recently agree on every rank without exchanging a message; a node that has
@@ -32,22 +36,23 @@
 //! - **No wire change.** Nothing is added to blocks or topics; the seed rules' blocks
 //!   are byte for byte what they were, and a node that does not take turns (a Python
 //!   node, an older kafkachain) only competes as before.
-//! - **Timing is local.** Holds are measured from the moment this node read the tip,
+//! - **Timing is local.** Waits are measured from the moment this node read the tip,
 //!   on its own monotonic clock; no clocks are compared between nodes.
 //! - **The grace adapts**: the grace in force is the configured one, or twice the
 //!   90th percentile of the last [`ROUND_TRIPS`] round trips of this node's own blocks
 //!   (publish → read back) if that is longer, capped at [`MAX_GRACE_FACTOR`] × the configured one, so a slow broker or a
-//!   loaded machine does not turn holds back into races.
-//! - `grace = 0` turns the policy off: every node publishes as soon as it has mined.
+//!   loaded machine does not turn waits back into races.
+//! - `grace = 0` turns the policy off: every node builds by the usual rule and
+//!   publishes as soon as it has mined.
 
 use std::collections::VecDeque;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
 /// Blocks whose reward recipients make up the known identities.
 pub const WINDOW: usize = 64;
-/// Holds stop growing after this many ranks: with made-up reward recipients in recent
+/// Waits stop growing after this many ranks: with made-up reward recipients in recent
 /// blocks an attacker can push a node down the ranking, but delay it by no more than
 /// `MAX_RANK × grace` per height.
 pub const MAX_RANK: usize = 3;
@@ -87,7 +92,7 @@ impl Turns {
 
     /// The grace per rank in force: the configured one, or twice the 90th percentile
     /// of the recent round trips if that is longer (the first in line's block must
-    /// arrive within the hold even when the broker has a slow moment, not only on
+    /// arrive within the wait even when the broker has a slow moment, not only on
     /// average), capped at [`MAX_GRACE_FACTOR`] × the configured one.
     pub fn grace(&self) -> Duration {
         let mut sorted: Vec<Duration> = self.round_trips.iter().copied().collect();
@@ -99,7 +104,7 @@ impl Turns {
         (p90 * 2).clamp(self.grace, self.grace * MAX_GRACE_FACTOR)
     }
 
-    /// Whether holds are in force (a grace above zero).
+    /// Whether turns are in force (a grace above zero).
     pub fn enabled(&self) -> bool {
         !self.grace.is_zero()
     }
@@ -155,7 +160,7 @@ impl Turns {
         }
     }
 
-    /// How long after reading `tip` this node holds a solved block before publishing.
+    /// How long after reading `tip` this node waits before it builds a block.
     pub fn hold(&self, tip: &[u8], me: &str) -> Duration {
         if !self.enabled() {
             return Duration::ZERO;
@@ -167,6 +172,78 @@ impl Turns {
     /// then it cuts its block early (half full, or half the block timeout).
     pub fn my_turn(&self, tip: &[u8], me: &str) -> bool {
         self.enabled() && self.known(me).len() > 1 && self.rank(tip, me) == 0
+    }
+}
+
+/// This node's turn on one tip: from when it may build, and whether it wanted to
+/// earlier (so a rival's block that arrives in the meantime cost it nothing).
+///
+/// Made for every tip the node reads ([`TipTurn::new`]); the node asks
+/// [`TipTurn::may_build`] each time the usual rule says a block is due, and sleeps
+/// until [`TipTurn::wake`] while it may not.
+#[derive(Clone, Copy, Debug)]
+pub struct TipTurn {
+    seen: Instant,
+    starts: Instant,
+    /// The usual rule asked for a block before `starts`.
+    waited: bool,
+    /// The turn had started when a block was due: the node went on to build.
+    built: bool,
+}
+
+impl TipTurn {
+    /// The turn of `me` on `tip`, read at `seen`: it may build from `seen + hold`.
+    pub fn new(turns: &Turns, tip: &[u8], me: &str, seen: Instant) -> Self {
+        TipTurn {
+            seen,
+            starts: seen + turns.hold(tip, me),
+            waited: false,
+            built: false,
+        }
+    }
+
+    /// No tip to wait on (before the chain is read): build whenever due.
+    pub fn free(now: Instant) -> Self {
+        TipTurn {
+            seen: now,
+            starts: now,
+            waited: false,
+            built: false,
+        }
+    }
+
+    /// A block is due by the usual rule at `now`: may the node build and mine it?
+    /// Yes from the turn's start on (at once for the first in line, a lone node or
+    /// with turns off); before that, no, and the node sleeps until [`Self::wake`].
+    pub fn may_build(&mut self, now: Instant) -> bool {
+        if now < self.starts {
+            self.waited = true;
+            return false;
+        }
+        self.built = true;
+        true
+    }
+
+    /// When to look again: the turn's start, while the node is waiting for it.
+    pub fn wake(&self, now: Instant) -> Option<Instant> {
+        (self.waited && !self.built && now < self.starts).then_some(self.starts)
+    }
+
+    /// The node wanted to build on this tip but never did: a rival's block took the
+    /// height while it waited for its turn (call when the tip moves on).
+    pub fn yielded(&self) -> bool {
+        self.waited && !self.built
+    }
+
+    /// The node waited for its turn and then built on this tip (the first in line
+    /// had nothing on the chain by then: dead, idle or slow).
+    pub fn built_after_waiting(&self) -> bool {
+        self.waited && self.built
+    }
+
+    /// When the node read the tip.
+    pub fn seen(&self) -> Instant {
+        self.seen
     }
 }
 
@@ -359,5 +436,98 @@ mod tests {
         assert!((0..50).all(|n| !turns.my_turn(&tip(n), "a") && !turns.my_turn(&tip(n), "b")));
         assert!((0..50)
             .all(|n| turns.hold(&tip(n), "a").is_zero() && turns.hold(&tip(n), "b").is_zero()));
+    }
+
+    #[test]
+    fn the_first_in_line_builds_at_once_and_the_second_only_after_its_grace() {
+        let turns = turns_with(&["node-a", "node-b"]);
+        let tip = tip(3);
+        let seen = Instant::now();
+        let (first, second) = if turns.my_turn(&tip, "node-a") {
+            ("node-a", "node-b")
+        } else {
+            ("node-b", "node-a")
+        };
+        let mut first = TipTurn::new(&turns, &tip, first, seen);
+        assert!(first.may_build(seen), "first in line: no wait");
+        assert_eq!(first.wake(seen), None);
+        let mut second = TipTurn::new(&turns, &tip, second, seen);
+        let almost = seen + GRACE - Duration::from_millis(1);
+        assert!(
+            !second.may_build(seen),
+            "second in line builds nothing at once"
+        );
+        assert!(!second.may_build(almost));
+        assert_eq!(
+            second.wake(almost),
+            Some(seen + GRACE),
+            "sleeps until its turn"
+        );
+        assert!(
+            second.may_build(seen + GRACE),
+            "a silent first costs one grace"
+        );
+        assert_eq!(second.wake(seen + GRACE), None);
+        assert!(second.built_after_waiting());
+        assert!(!second.yielded());
+    }
+
+    #[test]
+    fn a_rivals_block_during_the_wait_costs_nothing() {
+        let turns = turns_with(&["node-a", "node-b", "node-c"]);
+        let tip = tip(9);
+        let seen = Instant::now();
+        let last = ["node-a", "node-b", "node-c"]
+            .into_iter()
+            .find(|id| turns.rank(&tip, id) == 2)
+            .unwrap_or_default();
+        let mut turn = TipTurn::new(&turns, &tip, last, seen);
+        // Due by the usual rule all through the first in line's grace and the
+        // second's: never allowed to build before two graces.
+        for ms in [0, 50, 100, 150, 199] {
+            assert!(!turn.may_build(seen + Duration::from_millis(ms)), "{ms} ms");
+        }
+        assert_eq!(turn.wake(seen), Some(seen + GRACE * 2));
+        // The first in line's block arrives: the height is yielded, nothing was built.
+        assert!(turn.yielded());
+        assert!(!turn.built_after_waiting());
+        // A turn never asked (nothing was due) yields nothing and sets no alarm.
+        let idle = TipTurn::new(&turns, &tip, last, seen);
+        assert!(!idle.yielded());
+        assert_eq!(idle.wake(seen), None);
+    }
+
+    #[test]
+    fn the_wait_is_capped_at_max_rank_graces() {
+        let ids = ["a", "b", "c", "d", "e", "f"];
+        let turns = turns_with(&ids);
+        let tip = tip(11);
+        let seen = Instant::now();
+        for id in ids {
+            let mut turn = TipTurn::new(&turns, &tip, id, seen);
+            assert!(
+                turn.may_build(seen + GRACE * MAX_RANK as u32),
+                "{id} builds after at most {MAX_RANK} graces"
+            );
+        }
+    }
+
+    #[test]
+    fn alone_or_with_turns_off_a_node_builds_whenever_due() {
+        let seen = Instant::now();
+        let alone = Turns::new(GRACE);
+        let mut off = Turns::new(Duration::ZERO);
+        off.on_block(Some("a"));
+        off.on_block(Some("b"));
+        for n in 0..50 {
+            let mut solo = TipTurn::new(&alone, &tip(n), "solo", seen);
+            assert!(solo.may_build(seen));
+            for id in ["a", "b"] {
+                let mut turn = TipTurn::new(&off, &tip(n), id, seen);
+                assert!(turn.may_build(seen), "grace 0: {id} at once");
+                assert!(!turn.built_after_waiting());
+            }
+        }
+        assert!(TipTurn::free(seen).may_build(seen));
     }
 }
