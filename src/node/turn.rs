@@ -161,7 +161,7 @@ impl Turns {
     }
 
     /// How long after reading `tip` this node waits before it builds a block.
-    pub fn hold(&self, tip: &[u8], me: &str) -> Duration {
+    pub fn wait(&self, tip: &[u8], me: &str) -> Duration {
         if !self.enabled() {
             return Duration::ZERO;
         }
@@ -196,7 +196,7 @@ impl TipTurn {
     pub fn new(turns: &Turns, tip: &[u8], me: &str, seen: Instant) -> Self {
         TipTurn {
             seen,
-            starts: seen + turns.hold(tip, me),
+            starts: seen + turns.wait(tip, me),
             waited: false,
             built: false,
         }
@@ -339,14 +339,14 @@ mod tests {
     }
 
     #[test]
-    fn the_first_holds_nothing_and_the_others_hold_by_rank_up_to_the_cap() {
+    fn the_first_waits_for_nothing_and_the_others_wait_by_rank_up_to_the_cap() {
         let ids = ["a", "b", "c", "d", "e", "f"];
         let turns = turns_with(&ids);
         let tip = tip(7);
-        let mut holds: Vec<Duration> = ids.iter().map(|id| turns.hold(&tip, id)).collect();
-        holds.sort_unstable();
+        let mut waits: Vec<Duration> = ids.iter().map(|id| turns.wait(&tip, id)).collect();
+        waits.sort_unstable();
         assert_eq!(
-            holds,
+            waits,
             vec![
                 Duration::ZERO,
                 GRACE,
@@ -376,7 +376,7 @@ mod tests {
         );
         // Alone, a node is always first.
         let alone = Turns::new(GRACE);
-        assert!((0..50).all(|n| alone.hold(&tip(n), "solo").is_zero()));
+        assert!((0..50).all(|n| alone.wait(&tip(n), "solo").is_zero()));
         // ... but it keeps the usual block-cutting rule: nobody to race.
         assert!((0..50).all(|n| !alone.my_turn(&tip(n), "solo")));
     }
@@ -391,7 +391,7 @@ mod tests {
         assert_eq!(turns.known("live"), vec!["dead", "live"], "still inside");
         turns.on_block(Some("live"));
         assert_eq!(turns.known("live"), vec!["live"]);
-        assert!((0..50).all(|n| turns.hold(&tip(n), "live").is_zero()));
+        assert!((0..50).all(|n| turns.wait(&tip(n), "live").is_zero()));
     }
 
     #[test]
@@ -435,7 +435,7 @@ mod tests {
         assert!(!turns.enabled());
         assert!((0..50).all(|n| !turns.my_turn(&tip(n), "a") && !turns.my_turn(&tip(n), "b")));
         assert!((0..50)
-            .all(|n| turns.hold(&tip(n), "a").is_zero() && turns.hold(&tip(n), "b").is_zero()));
+            .all(|n| turns.wait(&tip(n), "a").is_zero() && turns.wait(&tip(n), "b").is_zero()));
     }
 
     #[test]

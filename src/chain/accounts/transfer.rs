@@ -71,7 +71,8 @@ pub struct SignedTransfer {
 }
 
 /// A transfer whose signature verified (under [`sigcheck`]'s rule, alone or in a
-/// batch: the verdict is the same) for the chain id it was checked against. Only [`SignedTransfer::verify`] makes one.
+/// batch: the verdict is the same) for the chain id it records. Only a signature
+/// check makes one ([`SignedTransfer::verify`], [`verify_many`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VerifiedTransfer(SignedTransfer, ChainId);
 
@@ -205,8 +206,8 @@ impl SignedTransfer {
 /// halves (down to a few, then each alone) to name the bad ones, so one bad signature
 /// costs a few extra batches, not a single check per transfer. A batch passes exactly
 /// when each of its signatures verifies alone, so every verdict is that of the
-/// transfer alone. Block validity does not depend on this function: [`super::Ledger`] checks a block's
-/// signatures itself.
+/// transfer alone. Block validity does not depend on this function: [`super::Ledger`]
+/// checks a block's signatures itself.
 ///
 /// `keys` caches decompressed sender keys between calls (the caller bounds it).
 pub fn verify_many(
