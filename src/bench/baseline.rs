@@ -45,7 +45,7 @@ pub fn run(
         list.add_partition_offset(&names.transactions, p, Offset::Beginning)?;
     }
     consumer.assign(&list)?;
-    let publisher = Publisher::new(kafka, &names.transactions, Profile::Transactions, None)?;
+    let publisher = Publisher::new(kafka, &names.transactions, Profile::Load, None)?;
 
     let (warm_tx, warm_rx) = std::sync::mpsc::channel();
     let reader = std::thread::spawn(move || -> anyhow::Result<Instant> {

@@ -327,12 +327,7 @@ pub fn run(
         None => None,
     };
     let (reports_tx, reports) = crossbeam_channel::unbounded();
-    let publisher = Publisher::new(
-        kafka,
-        &names.transactions,
-        Profile::Transactions,
-        Some(reports_tx),
-    )?;
+    let publisher = Publisher::new(kafka, &names.transactions, Profile::Load, Some(reports_tx))?;
     let send = |i: u64| -> anyhow::Result<()> {
         match &signed {
             Some((all, n)) => {

@@ -1,5 +1,7 @@
-//! Producers. Both are idempotent with `acks=all`: a retried send never duplicates a
-//! record, and an acknowledged record survives the loss of a broker (with replication).
+//! Producers. The node's and the CLI's are idempotent with `acks=all`: a retried send
+//! never duplicates a record, and an acknowledged record survives the loss of a broker
+//! (with replication). The benchmark's load generator ([`Profile::Load`]) is not
+//! idempotent and never retries: see there why.
 
 use std::time::Duration;
 
@@ -71,6 +73,23 @@ pub enum Profile {
     Blocks,
     /// Transactions: many small records, batched.
     Transactions,
+    /// A load generator's transactions (`kafkachain bench`): batched like
+    /// `Transactions`, but not idempotent, never retried, one request in flight.
+    ///
+    /// librdkafka 2.12's idempotent producer caps its produce requests in flight per
+    /// partition at 5 minus the *records* in flight (`rd_kafka_toppar_producer_serve`
+    /// compares `rktp_msgs_inflight` with `RD_KAFKA_IDEMP_MAX_INFLIGHT`; upstream PR
+    /// confluentinc/librdkafka#4989 is open). Once a request holds 5 records it sends
+    /// nothing more on that partition until the answer comes, and while it waits its
+    /// broker thread calls `poll(…, 0)` in a loop: at 5,300 tx/s against Tansu the
+    /// bench's producer used a whole core of this 2-core machine, which the broker and
+    /// the nodes it measures did not get. A load generator must not do that.
+    /// Not idempotent, it does not spin. One request in flight batches as much as the
+    /// broker's answer time allows (with no limit, 5 ms batches of ~13 records made
+    /// Tansu run twice the requests and the ledger fell behind a rate it carries
+    /// otherwise: BENCHMARKS.md). With no retries nothing is duplicated or reordered,
+    /// and a failed send fails the run (the bench checks every delivery report).
+    Load,
 }
 
 /// A background producer for one topic.
@@ -87,21 +106,10 @@ impl Publisher {
         profile: Profile,
         reports: Option<Sender<Delivery>>,
     ) -> Result<Self, TransportError> {
-        // Blocks are large, repetitive JSON read by every node: compressing them cuts
-        // the bytes the broker writes and serves several-fold (lz4 is built into
-        // librdkafka). Transactions are tiny and stay uncompressed, as a client sends them.
-        let (linger, compression) = match profile {
-            Profile::Blocks => ("0", "lz4"),
-            Profile::Transactions => ("5", "none"),
-        };
         let max = DEFAULT_MESSAGE_MAX_BYTES.to_string();
-        let client = config.client(&[
-            ("enable.idempotence", "true"),
-            ("acks", "all"),
-            ("linger.ms", linger),
-            ("message.max.bytes", &max),
-            ("compression.type", compression),
-        ]);
+        let mut settings = profile_settings(profile);
+        settings.push(("message.max.bytes", max.as_str()));
+        let client = config.client(&settings);
         let max_message_bytes = client
             .get("message.max.bytes")
             .and_then(|v| v.trim().parse().ok())
@@ -161,5 +169,63 @@ impl Publisher {
     /// Records still waiting for the broker's acknowledgement.
     pub fn in_flight(&self) -> i32 {
         self.producer.in_flight_count()
+    }
+}
+
+/// The producer settings of a profile (before the operator's `-X` overrides).
+fn profile_settings(profile: Profile) -> Vec<(&'static str, &'static str)> {
+    // Blocks are large, repetitive JSON read by every node: compressing them cuts
+    // the bytes the broker writes and serves several-fold (lz4 is built into
+    // librdkafka). Transactions are tiny and stay uncompressed, as a client sends them.
+    let (linger, compression) = match profile {
+        Profile::Blocks => ("0", "lz4"),
+        Profile::Transactions | Profile::Load => ("5", "none"),
+    };
+    let mut settings = vec![
+        ("acks", "all"),
+        ("linger.ms", linger),
+        ("compression.type", compression),
+    ];
+    match profile {
+        Profile::Blocks | Profile::Transactions => settings.push(("enable.idempotence", "true")),
+        Profile::Load => settings.extend([
+            ("enable.idempotence", "false"),
+            ("retries", "0"),
+            ("max.in.flight.requests.per.connection", "1"),
+        ]),
+    }
+    settings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setting(profile: Profile, key: &str) -> Option<&'static str> {
+        profile_settings(profile)
+            .into_iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v)
+    }
+
+    #[test]
+    fn blocks_and_transactions_are_sent_idempotently_with_acks_all() {
+        for profile in [Profile::Blocks, Profile::Transactions] {
+            assert_eq!(setting(profile, "enable.idempotence"), Some("true"));
+            assert_eq!(setting(profile, "acks"), Some("all"));
+        }
+    }
+
+    /// librdkafka's idempotent producer spins a core against a slow broker (see
+    /// [`Profile::Load`]); the bench must measure without it, and without duplicates.
+    #[test]
+    fn the_load_generator_is_not_idempotent_never_retries_and_keeps_one_request_in_flight() {
+        assert_eq!(setting(Profile::Load, "enable.idempotence"), Some("false"));
+        assert_eq!(setting(Profile::Load, "retries"), Some("0"));
+        assert_eq!(
+            setting(Profile::Load, "max.in.flight.requests.per.connection"),
+            Some("1")
+        );
+        assert_eq!(setting(Profile::Load, "acks"), Some("all"));
     }
 }
