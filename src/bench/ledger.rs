@@ -68,6 +68,11 @@ pub struct LedgerReport {
     pub races: RaceReport,
     pub rss_checkpoint_txs: Option<u64>,
     pub node_memory: Vec<NodeMemory>,
+    /// CPU-seconds the bench process itself used from the clock's start to the last
+    /// transaction on the chain: the load generator and the chain follower. On a
+    /// small machine this is CPU the broker and the nodes under test did not get, so
+    /// it is reported with every run (a spinning producer once took a whole core).
+    pub bench_cpu_seconds: Option<f64>,
 }
 
 struct NodeProcess {
@@ -369,6 +374,7 @@ pub fn run(
     let measured_from_height = warm_blocks + 1;
 
     let mut sent_at = Vec::with_capacity(params.txs as usize);
+    let own_cpu_at_start = super::cpu_seconds(std::process::id());
     let started = Instant::now();
     let mut checkpoint = None;
     for i in 0..params.txs {
@@ -411,6 +417,9 @@ pub fn run(
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    let bench_cpu_seconds = own_cpu_at_start
+        .zip(super::cpu_seconds(std::process::id()))
+        .map(|(start, end)| end - start);
     let node_memory_end: Vec<Option<Memory>> =
         nodes.iter().map(|n| Memory::of(n.child.id())).collect();
     stop.store(true, Ordering::Relaxed);
@@ -489,6 +498,7 @@ pub fn run(
                 at_end,
             })
             .collect(),
+        bench_cpu_seconds,
     })
 }
 

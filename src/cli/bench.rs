@@ -386,6 +386,12 @@ fn print_ledger(label: &str, run: &LedgerReport) {
             n.node, n.published, n.lost, n.lost_ms, n.tip_to_publish.p50_ms, n.tip_to_publish.p99_ms
         );
     }
+    if let Some(cpu) = run.bench_cpu_seconds {
+        println!(
+            "  bench process (load generator and chain follower): {cpu:.1} CPU-s, {:.0}% of a core",
+            100.0 * cpu / run.seconds.max(1e-9)
+        );
+    }
     for m in &run.node_memory {
         let fmt = |mem: Option<crate::bench::Memory>| {
             mem.map_or("-".to_string(), |m| {
