@@ -85,10 +85,12 @@ pub enum Profile {
     /// bench's producer used a whole core of this 2-core machine, which the broker and
     /// the nodes it measures did not get. A load generator must not do that.
     /// Not idempotent, it does not spin. One request in flight batches as much as the
-    /// broker's answer time allows (with no limit, 5 ms batches of ~13 records made
-    /// Tansu run twice the requests and the ledger fell behind a rate it carries
-    /// otherwise: BENCHMARKS.md). With no retries nothing is duplicated or reordered,
-    /// and a failed send fails the run (the bench checks every delivery report).
+    /// broker's answer time allows (with no limit, a request of ~13 records every 5 ms
+    /// per partition kept Tansu, which runs its storage work one request at a time,
+    /// behind a rate the ledger carries otherwise: BENCHMARKS.md). With no retries
+    /// nothing is duplicated or reordered, and a failed send fails the run (the ledger
+    /// run checks every delivery report; the baseline's reader gives up on a record
+    /// that never comes).
     Load,
 }
 
